@@ -1,0 +1,5 @@
+import sys
+
+from gm.cli import main
+
+sys.exit(main())

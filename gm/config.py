@@ -1,0 +1,154 @@
+"""Config dataclasses: one source of truth for the CLI (--set key=value), the UI form and config.json.
+
+Every field is declared with :func:`option`, which records a help text and optional bounds or
+choices in the field's metadata; the CLI parser, the app's form generator and config validation all
+read the same metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from gm.errors import GMError
+
+
+def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+           choices: tuple[Any, ...] | None = None, ui: bool = True) -> Any:
+    """Declare a config field with its help text (and optional bounds / choices)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "ui": ui}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Fields every model shares: batching, seeding and how often to log, sample and checkpoint."""
+
+    batch_size: int = option(64, "Images per training step.", min=1, max=4096)
+    seed: int = option(0, "Seed for weights, data order and sampling noise.", min=0)
+    log_every: int = option(10, "Log metrics (mean over the window) every this many steps.", min=1)
+    sample_every: int = option(500, "Save a sample grid every this many steps (and at the end).", min=1)
+    checkpoint_every: int = option(1000, "Checkpoint every this many steps (and at the end/stop).", min=1)
+    checkpoint_seconds: float = option(600.0, "Also checkpoint when this many seconds have passed since the last one.", min=1)
+    keep_checkpoints: int = option(3, "How many recent checkpoints to keep (the best one is always kept).", min=1)
+
+
+def fields_of(config_cls: type) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(config_cls))
+
+
+def field_type(config_cls: type, f: dataclasses.Field) -> type:
+    """The concrete Python type of a field (resolving `from __future__ import annotations`)."""
+    hints = typing.get_type_hints(config_cls)
+    return hints[f.name]
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _coerce(name: str, typ: type, value: Any) -> Any:
+    """Convert a JSON or command-line value to the field's type, or raise a clear GMError."""
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(str(value)) if isinstance(value, str) else int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+            return out
+        if typ is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise GMError(f"'{name}' must be a {typ.__name__}, got {value!r}.") from None
+    return value
+
+
+def _check(config_cls: type, f: dataclasses.Field, value: Any) -> None:
+    meta = f.metadata
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise GMError(f"'{f.name}' must be one of {', '.join(map(str, meta['choices']))}; got {value!r}.")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:  # NaN
+            raise GMError(f"'{f.name}' must be a number, got NaN.")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise GMError(f"'{f.name}' must be at least {meta['min']}; got {value}.")
+        if meta.get("max") is not None and value > meta["max"]:
+            raise GMError(f"'{f.name}' must be at most {meta['max']}; got {value}.")
+
+
+def from_dict(config_cls: type, values: dict[str, Any], *, model: str = "") -> Any:
+    """Build and validate a config from a dict (config.json, a Hub config, a UI form)."""
+    known = {f.name: f for f in fields_of(config_cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        where = f" of model '{model}'" if model else ""
+        raise GMError(f"Unknown config key{'s' if len(unknown) > 1 else ''}{where}: {', '.join(unknown)}; "
+                      f"valid keys are {', '.join(known)}.")
+    kwargs = {}
+    for name, value in values.items():
+        f = known[name]
+        kwargs[name] = _coerce(name, field_type(config_cls, f), value)
+        _check(config_cls, f, kwargs[name])
+    config = config_cls(**kwargs)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """Turn ['lr=1e-4', 'width=2'] into {'lr': '1e-4', 'width': '2'}."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise GMError(f"--set takes key=value, got {pair!r}.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def with_overrides(config: Any, overrides: dict[str, Any], *, model: str = "") -> Any:
+    """A copy of `config` with some fields replaced, validated like from_dict."""
+    merged = to_dict(config)
+    known = {f.name for f in fields_of(type(config))}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        where = f" of model '{model}'" if model else ""
+        raise GMError(f"Unknown config key{'s' if len(unknown) > 1 else ''}{where}: {', '.join(unknown)}; "
+                      f"valid keys are {', '.join(sorted(known))}.")
+    merged.update(overrides)
+    return from_dict(type(config), merged, model=model)
+
+
+def describe(config_cls: type) -> list[dict[str, Any]]:
+    """Field descriptions for help texts and UI forms: name, type, default, help, bounds."""
+    out = []
+    defaults = config_cls()
+    for f in fields_of(config_cls):
+        out.append({
+            "name": f.name,
+            "type": field_type(config_cls, f).__name__,
+            "default": getattr(defaults, f.name),
+            "help": f.metadata.get("help", ""),
+            "min": f.metadata.get("min"),
+            "max": f.metadata.get("max"),
+            "choices": f.metadata.get("choices"),
+            "ui": f.metadata.get("ui", True),
+        })
+    return out

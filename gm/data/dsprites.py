@@ -1,0 +1,172 @@
+"""dSprites, rendered from its generative factors (or loaded from the official .npz when present).
+
+Factors, as in DeepMind's dataset: shape {square, ellipse, heart}, scale linspace(0.5, 1, 6),
+orientation linspace(0, 2*pi, 40), posX and posY linspace(0, 1, 32); 64x64 binary images.
+
+Rendering recipe (documented because it defines the data):
+- A sprite at scale 1 has a "radius" of R = 10 px: the square's half-side, the ellipse's
+  semi-major axis (semi-minor = R/2) and the heart's half-height are all ``scale * R``.
+- Every shape is drawn in its own coordinates (u, v), rotated by the orientation about the
+  sprite's centre; a pixel is on (1) when its centre lies inside the shape, else off (0), so
+  images are exactly binary with no anti-aliasing.
+- The heart is the implicit curve (x^2 + y^2 - 1)^3 - x^2 y^3 <= 0 (tip pointing down in the image),
+  scaled so its height 2.25 maps to 2 * scale * R and centred on its bounding box.
+- Positions map linspace(0, 1, 32) to sprite centres in [M, 63 - M] pixels with M = 15.5; at scale
+  1 the farthest point of any shape in any rotation is R * sqrt(2) = 14.1 px from the centre, so
+  every sprite stays inside the canvas. Adjacent positions are 1.03 px apart and adjacent scales 1 px
+  apart in radius, which makes every (shape, scale, posX, posY) of an orientation distinct. As in the
+  official data, a square turned by 90 degrees (or an ellipse by 180) is the same image.
+
+The default subset is the assignment's orientation-0 set: 3 x 6 x 32 x 32 = 18,432 images, in the
+official factor order (shape, scale, posX, posY, fastest last).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gm.data.base import ImageDataset
+from gm.errors import GMError
+
+SHAPES = ("square", "ellipse", "heart")
+SCALES = np.linspace(0.5, 1.0, 6)
+ORIENTATIONS = np.linspace(0.0, 2 * math.pi, 40)
+POSITIONS = np.linspace(0.0, 1.0, 32)
+CANVAS = 64
+RADIUS = 10.0
+MARGIN = 15.5
+FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
+FACTOR_SIZES = (3, 6, 40, 32, 32)
+OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+ASSIGNMENT_FILE = "sh3_sc6_y32_x32_imgs.npz"
+
+_HEART_HEIGHT = 2.25   # y spans [-1, 1.25] on the implicit heart curve
+_HEART_CENTRE_Y = 0.125
+
+
+def render(shape: np.ndarray, scale: np.ndarray, orientation: np.ndarray,
+           pos_x: np.ndarray, pos_y: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Render sprites from factor values (arrays of equal length) -> uint8 N x 64 x 64 of 0/1."""
+    shape, scale, orientation, pos_x, pos_y = (np.asarray(a).reshape(-1) for a in
+                                               (shape, scale, orientation, pos_x, pos_y))
+    n = shape.shape[0]
+    out = np.empty((n, CANVAS, CANVAS), dtype=np.uint8)
+    grid = np.arange(CANVAS, dtype=np.float32)
+    for start in range(0, n, chunk):
+        sl = slice(start, min(start + chunk, n))
+        cx = (MARGIN + pos_x[sl] * (CANVAS - 1 - 2 * MARGIN)).astype(np.float32)[:, None, None]
+        cy = (MARGIN + pos_y[sl] * (CANVAS - 1 - 2 * MARGIN)).astype(np.float32)[:, None, None]
+        dx = grid[None, None, :] - cx          # column offset
+        dy = grid[None, :, None] - cy          # row offset (down is positive)
+        theta = orientation[sl].astype(np.float32)[:, None, None]
+        cos, sin = np.cos(theta), np.sin(theta)
+        # Rotate the pixel offsets into the sprite's frame (counter-clockwise on screen).
+        u = cos * dx - sin * dy
+        v = sin * dx + cos * dy
+        r = (scale[sl] * RADIUS).astype(np.float32)[:, None, None]
+        kind = shape[sl][:, None, None]
+        square = (np.abs(u) <= r) & (np.abs(v) <= r)
+        ellipse = (u / r) ** 2 + (v / (0.5 * r)) ** 2 <= 1.0
+        hx = u / (2 * r / _HEART_HEIGHT)
+        hy = -v / (2 * r / _HEART_HEIGHT) + _HEART_CENTRE_Y
+        heart = (hx ** 2 + hy ** 2 - 1) ** 3 - hx ** 2 * hy ** 3 <= 0
+        img = np.where(kind == 0, square, np.where(kind == 1, ellipse, heart))
+        out[sl] = img.astype(np.uint8)
+    return out
+
+
+def factor_grid(orientation_index: int | None = 0) -> np.ndarray:
+    """Factor indices (N x 5: shape, scale, orientation, posX, posY) in official order."""
+    orients = range(40) if orientation_index is None else [orientation_index]
+    idx = np.stack(np.meshgrid(np.arange(3), np.arange(6), np.array(list(orients)),
+                               np.arange(32), np.arange(32), indexing="ij"), axis=-1)
+    return idx.reshape(-1, 5)
+
+
+def values_from_classes(classes: np.ndarray) -> np.ndarray:
+    """Factor indices -> factor values (shape stays an index; scale/orientation/pos are real)."""
+    classes = np.asarray(classes)
+    return np.stack([classes[:, 0].astype(np.float64), SCALES[classes[:, 1]],
+                     ORIENTATIONS[classes[:, 2]], POSITIONS[classes[:, 3]], POSITIONS[classes[:, 4]]],
+                    axis=1)
+
+
+def render_classes(classes: np.ndarray) -> np.ndarray:
+    values = values_from_classes(classes)
+    return render(classes[:, 0], values[:, 1], values[:, 2], values[:, 3], values[:, 4])
+
+
+class LazyDSprites(ImageDataset):
+    """The full 737,280-image dSprites, rendered batch by batch on demand (never all in RAM)."""
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        classes = self.factor_classes[index].numpy()
+        return torch.from_numpy(render_classes(classes)).unsqueeze(1)
+
+
+def _find_file(data_dir: str | os.PathLike | None) -> Path | None:
+    for name in (OFFICIAL_FILE, ASSIGNMENT_FILE):
+        for folder in _candidate_dirs(data_dir):
+            for path in (folder / name, folder / "dsprites" / name):
+                if path.is_file():
+                    return path
+    return None
+
+
+def _candidate_dirs(data_dir: str | os.PathLike | None) -> list[Path]:
+    from gm.data import default_data_dir
+    dirs = [Path(data_dir)] if data_dir else []
+    dirs.append(default_data_dir())
+    return dirs
+
+
+def _from_npz(path: Path, full: bool) -> ImageDataset:
+    try:
+        archive = np.load(path, allow_pickle=False, encoding="latin1")
+        imgs = archive["imgs"]
+        classes = archive["latents_classes"] if "latents_classes" in archive.files else None
+    except Exception as exc:  # corrupt or not a dSprites archive
+        raise GMError(f"Could not read dSprites from {path} ({exc}); delete or replace the file.") from None
+    if classes is not None:
+        classes = classes[:, 1:].astype(np.int64)  # drop the constant colour factor
+    else:
+        # The assignment's subset has no latents: its order is the official one at orientation 0.
+        if imgs.shape[0] != 18432:
+            raise GMError(f"{path} has {imgs.shape[0]} images and no latents; expected the 18,432-image subset.")
+        classes = factor_grid(0)
+    if not full and imgs.shape[0] == 737280:
+        keep = classes[:, 2] == 0
+        imgs, classes = imgs[keep], classes[keep]
+    return _make(torch.from_numpy(np.ascontiguousarray(imgs, dtype=np.uint8)).unsqueeze(1), classes,
+                 source=str(path))
+
+
+def _make(images: torch.Tensor, classes: np.ndarray, source: str, cls: type = ImageDataset) -> ImageDataset:
+    values = values_from_classes(classes)
+    return cls(name="dsprites", images=images, max_value=1,
+               labels=torch.from_numpy(classes[:, 0].copy()),
+               factors=torch.from_numpy(values).float(),
+               factor_classes=torch.from_numpy(classes.copy()),
+               factor_names=FACTOR_NAMES, num_classes=3, meta={"source": source})
+
+
+def load_dsprites(data_dir: str | os.PathLike | None = None, *, full: bool = False,
+                  render_only: bool = False) -> ImageDataset:
+    """dSprites: the official/assignment .npz when found, else rendered (18,432 by default)."""
+    if not render_only:
+        found = _find_file(data_dir)
+        if found is not None:
+            return _from_npz(found, full)
+    if full:
+        classes = factor_grid(None)
+        placeholder = torch.empty((len(classes), 1, CANVAS, CANVAS), dtype=torch.uint8).as_strided(
+            (len(classes), 1, CANVAS, CANVAS), (0, 0, 0, 0))
+        return _make(placeholder, classes, source="rendered (lazy)", cls=LazyDSprites)
+    classes = factor_grid(0)
+    images = torch.from_numpy(render_classes(classes)).unsqueeze(1)
+    return _make(images, classes, source="rendered")

@@ -1,0 +1,1 @@
+"""nn.Modules, one file per paper architecture; no training logic here."""

@@ -1,0 +1,1 @@
+"""Run folders, atomic checkpoints, the training loop and (later) background jobs."""

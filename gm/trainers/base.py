@@ -1,0 +1,115 @@
+"""The trainer interface every model family implements (in the spirit of Mimicry's train_step).
+
+A trainer owns its networks, optimizers and a noise RNG on the training device. The loop in
+gm.runs.loop drives it: ``train_step`` takes one uint8 batch (and labels) and returns a dict of
+metrics as tensors — 0-d tensors are averaged over the logging window on the device (one host sync
+per log, not per step), 1-d tensors are logged as lists (last value). Everything needed to continue
+exactly (weights, optimizer state, RNG, counters) round-trips through ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from gm.data.base import ImageDataset
+
+
+class Trainer:
+    family: str = ""                      # "vae" | "gan"
+    image_range: str = "unit"             # "unit" = [0, 1] (VAE), "signed" = [-1, 1] (GANs)
+    grid_shape: tuple[int, int] = (10, 10)  # rows, cols of the saved sample grid
+    uses_labels: bool = False
+
+    def __init__(self, config: Any, dataset: ImageDataset, device: torch.device) -> None:
+        self.config = config
+        self.device = device
+        self.image_shape = dataset.image_shape
+        self.max_value = dataset.max_value
+        self.num_classes = dataset.num_classes
+        torch.manual_seed(config.seed)
+        self.noise = torch.Generator(device=device)
+        self.noise.manual_seed(config.seed + 1)
+        self.step = 0
+
+    # ---- to implement ---------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """n images in [0, 1] (N x C x H x W), reproducible for a given seed."""
+        raise NotImplementedError
+
+    # ---- shared -------------------------------------------------------------------------------
+    def images_per_step(self) -> int:
+        return self.config.batch_size
+
+    def extra_state(self) -> dict[str, Any]:
+        """Anything else a subclass must carry across a resume (controller, counters)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{k}": v for name, m in self.modules().items() for k, v in m.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor], strict: bool = True) -> None:
+        from gm.errors import GMError
+        for name, module in self.modules().items():
+            prefix = f"{name}."
+            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+            expected = module.state_dict()
+            missing = sorted(set(expected) - set(part))
+            bad = [k for k in expected if k in part and tuple(part[k].shape) != tuple(expected[k].shape)]
+            if strict and (missing or bad):
+                what = f"missing {missing[:3]}" if missing else f"shape mismatch at {bad[:3]}"
+                raise GMError(f"Weights do not fit model part '{name}' ({what}); check the model name and "
+                              f"width in config.json.")
+            module.load_state_dict({k: v.to(expected[k].dtype) for k, v in part.items()}, strict=strict)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "noise_rng": self.noise.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        for k, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][k])
+        self.noise.set_state(state["noise_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.load_extra_state(state.get("extra") or {})
+
+    def train(self, mode: bool = True) -> None:
+        for m in self.modules().values():
+            m.train(mode)
+
+    @torch.no_grad()
+    def sample_grid(self) -> tuple[torch.Tensor, int]:
+        """The fixed-seed grid saved to samples/: (images, images per row)."""
+        rows, cols = self.grid_shape
+        was = {k: m.training for k, m in self.modules().items()}
+        self.train(False)
+        try:
+            images = self.sample(rows * cols, seed=self.config.seed + 12345)
+        finally:
+            for k, m in self.modules().items():
+                m.train(was[k])
+        return images, cols
