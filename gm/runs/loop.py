@@ -24,7 +24,12 @@ from gm.device import resolve_device
 from gm.errors import GMError
 from gm.images import make_grid, save_png
 from gm.registry import get_spec
-from gm.runs.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from gm.runs.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from gm.runs.folder import RunFolder
 
 
@@ -193,6 +198,15 @@ def save_samples(session: Session) -> None:
     save_png(session.run.samples_dir / f"step-{session.trainer.step}.png", make_grid(images, nrow))
 
 
+def _draw(batcher: Batcher, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if k == 1:
+        return batcher.next()
+    parts = [batcher.next() for _ in range(k)]
+    images = torch.cat([p[0] for p in parts])
+    labels = torch.cat([p[1] for p in parts]) if parts[0][1] is not None else None
+    return images, labels
+
+
 class _Window:
     """Per-step metrics kept on the device until the next log; one host sync per flush."""
 
@@ -261,18 +275,19 @@ def train(session: Session, control: Control | None = None,
     start_wall = time.perf_counter() - session.elapsed
     last_ckpt_wall = time.perf_counter()
     rate_t, rate_step = time.perf_counter(), t.step
+    images_seen, rate_images = 0, 0
     ips = 0.0
 
     def flush() -> None:
-        nonlocal rate_t, rate_step, ips
+        nonlocal rate_t, rate_step, rate_images, ips
         record = window.flush()
         if record is None:
             return
         now = time.perf_counter()
         session.elapsed = now - start_wall
-        if t.step > rate_step:
-            ips = (t.step - rate_step) * t.images_per_step() / max(now - rate_t, 1e-9)
-        rate_t, rate_step = now, t.step
+        if images_seen > rate_images:
+            ips = (images_seen - rate_images) / max(now - rate_t, 1e-9)
+        rate_t, rate_step, rate_images = now, t.step, images_seen
         row = {"step": t.step, "epoch": round(session.batcher.epoch_float, 6),
                "time": round(session.elapsed, 4), **record}
         run.append_metrics([row])
@@ -295,17 +310,20 @@ def train(session: Session, control: Control | None = None,
                 while control.pause_requested and not control.stop_requested:
                     control.wait_while_paused()
                 start_wall = time.perf_counter() - session.elapsed
-                rate_t, rate_step = time.perf_counter(), t.step
+                rate_t, rate_step, rate_images = time.perf_counter(), t.step, images_seen
                 run.write_state(status="running")
             if control.stop_requested:
                 status = "stopped"
                 break
-            images, labels = session.batcher.next()
+            epoch_before = session.batcher.epoch
+            images, labels = _draw(session.batcher, t.batches_per_step())
             window.add(t.step + 1, t.train_step(images, labels))
+            images_seen += images.shape[0]
             if t.step % cfg.log_every == 0:
                 flush()
-            if t.step % cfg.sample_every == 0:
-                save_samples(session)
+            epoch_done = session.batcher.position >= session.batcher.batches_per_epoch * cfg.batch_size
+            if t.step % cfg.sample_every == 0 or epoch_done or session.batcher.epoch != epoch_before:
+                save_samples(session)  # at least once per epoch: early / middle / final grids
             due = t.step % cfg.checkpoint_every == 0
             if due or time.perf_counter() - last_ckpt_wall >= cfg.checkpoint_seconds:
                 save_all()

@@ -50,8 +50,16 @@ class Trainer:
         raise NotImplementedError
 
     # ---- shared -------------------------------------------------------------------------------
+    def batches_per_step(self) -> int:
+        """Real batches one train_step consumes (e.g. n_critic for WGANs); may depend on self.step.
+
+        The loop draws that many batches and passes them concatenated along dim 0; split them with
+        ``images.chunk(k)``.
+        """
+        return 1
+
     def images_per_step(self) -> int:
-        return self.config.batch_size
+        return self.config.batch_size * self.batches_per_step()
 
     def extra_state(self) -> dict[str, Any]:
         """Anything else a subclass must carry across a resume (controller, counters)."""
