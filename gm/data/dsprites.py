@@ -49,34 +49,48 @@ _HEART_HEIGHT = 2.25   # y spans [-1, 1.25] on the implicit heart curve
 _HEART_CENTRE_Y = 0.125
 
 
+_WINDOW = 32  # every sprite fits in a 32 x 32 window around its centre (max radius 14.2 px)
+
+
+def _inside(kind: int, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Pixel centres (u, v in the sprite's frame) inside a shape of radius r."""
+    if kind == 0:
+        return (np.abs(u) <= r) & (np.abs(v) <= r)
+    if kind == 1:
+        return (u / r) ** 2 + (v / (0.5 * r)) ** 2 <= 1.0
+    hx = u / (2 * r / _HEART_HEIGHT)
+    hy = -v / (2 * r / _HEART_HEIGHT) + _HEART_CENTRE_Y
+    return (hx ** 2 + hy ** 2 - 1) ** 3 - hx ** 2 * hy ** 3 <= 0
+
+
 def render(shape: np.ndarray, scale: np.ndarray, orientation: np.ndarray,
-           pos_x: np.ndarray, pos_y: np.ndarray, chunk: int = 1024) -> np.ndarray:
+           pos_x: np.ndarray, pos_y: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Render sprites from factor values (arrays of equal length) -> uint8 N x 64 x 64 of 0/1."""
     shape, scale, orientation, pos_x, pos_y = (np.asarray(a).reshape(-1) for a in
                                                (shape, scale, orientation, pos_x, pos_y))
     n = shape.shape[0]
-    out = np.empty((n, CANVAS, CANVAS), dtype=np.uint8)
-    grid = np.arange(CANVAS, dtype=np.float32)
-    for start in range(0, n, chunk):
-        sl = slice(start, min(start + chunk, n))
-        cx = (MARGIN + pos_x[sl] * (CANVAS - 1 - 2 * MARGIN)).astype(np.float32)[:, None, None]
-        cy = (MARGIN + pos_y[sl] * (CANVAS - 1 - 2 * MARGIN)).astype(np.float32)[:, None, None]
-        dx = grid[None, None, :] - cx          # column offset
-        dy = grid[None, :, None] - cy          # row offset (down is positive)
-        theta = orientation[sl].astype(np.float32)[:, None, None]
-        cos, sin = np.cos(theta), np.sin(theta)
-        # Rotate the pixel offsets into the sprite's frame (counter-clockwise on screen).
-        u = cos * dx - sin * dy
-        v = sin * dx + cos * dy
-        r = (scale[sl] * RADIUS).astype(np.float32)[:, None, None]
-        kind = shape[sl][:, None, None]
-        square = (np.abs(u) <= r) & (np.abs(v) <= r)
-        ellipse = (u / r) ** 2 + (v / (0.5 * r)) ** 2 <= 1.0
-        hx = u / (2 * r / _HEART_HEIGHT)
-        hy = -v / (2 * r / _HEART_HEIGHT) + _HEART_CENTRE_Y
-        heart = (hx ** 2 + hy ** 2 - 1) ** 3 - hx ** 2 * hy ** 3 <= 0
-        img = np.where(kind == 0, square, np.where(kind == 1, ellipse, heart))
-        out[sl] = img.astype(np.uint8)
+    out = np.zeros((n, CANVAS, CANVAS), dtype=np.uint8)
+    offsets = np.arange(_WINDOW)
+    for kind in range(len(SHAPES)):
+        members = np.flatnonzero(shape == kind)
+        for start in range(0, len(members), chunk):
+            idx = members[start:start + chunk]
+            cx = (MARGIN + pos_x[idx] * (CANVAS - 1 - 2 * MARGIN)).astype(np.float32)
+            cy = (MARGIN + pos_y[idx] * (CANVAS - 1 - 2 * MARGIN)).astype(np.float32)
+            x0 = np.clip(np.floor(cx).astype(np.int64) - _WINDOW // 2 + 1, 0, CANVAS - _WINDOW)
+            y0 = np.clip(np.floor(cy).astype(np.int64) - _WINDOW // 2 + 1, 0, CANVAS - _WINDOW)
+            cols = x0[:, None] + offsets[None, :]                  # n x W absolute columns
+            rows = y0[:, None] + offsets[None, :]                  # n x W absolute rows
+            dx = (cols - cx[:, None]).astype(np.float32)[:, None, :]
+            dy = (rows - cy[:, None]).astype(np.float32)[:, :, None]   # down is positive
+            theta = orientation[idx].astype(np.float32)[:, None, None]
+            cos, sin = np.cos(theta), np.sin(theta)
+            # Rotate the pixel offsets into the sprite's frame (counter-clockwise on screen).
+            u = cos * dx - sin * dy
+            v = sin * dx + cos * dy
+            r = (scale[idx] * RADIUS).astype(np.float32)[:, None, None]
+            mask = _inside(kind, u, v, r).astype(np.uint8)
+            out[idx[:, None, None], rows[:, :, None], cols[:, None, :]] = mask
     return out
 
 
@@ -164,8 +178,9 @@ def load_dsprites(data_dir: str | os.PathLike | None = None, *, full: bool = Fal
             return _from_npz(found, full)
     if full:
         classes = factor_grid(None)
-        placeholder = torch.empty((len(classes), 1, CANVAS, CANVAS), dtype=torch.uint8).as_strided(
-            (len(classes), 1, CANVAS, CANVAS), (0, 0, 0, 0))
+        # A zero-stride view: shape says 737,280 images, memory holds one.
+        placeholder = torch.zeros((1, 1, CANVAS, CANVAS), dtype=torch.uint8).expand(
+            len(classes), 1, CANVAS, CANVAS)
         return _make(placeholder, classes, source="rendered (lazy)", cls=LazyDSprites)
     classes = factor_grid(0)
     images = torch.from_numpy(render_classes(classes)).unsqueeze(1)

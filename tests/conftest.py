@@ -1,0 +1,40 @@
+"""Shared fixtures: offline MNIST location, temporary runs dirs, small thread counts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Two cores: keep each test process from oversubscribing them.
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The offline MNIST digits beside the checkout (../shared/data), or skip."""
+    if not (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"MNIST-dependent: the offline digits are not at {SHARED_DATA} "
+                    "(a checkout without ../shared/data cannot download them here)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "runs"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs and caches of a test never land in the repo or the user's home."""
+    monkeypatch.setenv("GM_RUNS_DIR", str(tmp_path / "default-runs"))
+    monkeypatch.setenv("GM_CACHE_DIR", str(tmp_path / "cache"))
+    if "GM_DATA_DIR" not in os.environ:
+        monkeypatch.setenv("GM_DATA_DIR", str(tmp_path / "data"))
