@@ -8,11 +8,15 @@ every step, so both take effect within one training step.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +28,9 @@ from gm.device import resolve_device
 from gm.errors import GMError
 from gm.images import make_grid, save_png
 from gm.registry import get_spec
+from gm.runs.atomic import write_json_atomic
 from gm.runs.checkpoint import (
+    is_complete,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -63,6 +69,12 @@ class Control:
         self._running.wait(timeout)
 
 
+def host_id() -> str:
+    """This machine, as state.json records it next to the training pid: a hash, so a run folder
+    shared or pushed to the Hub does not carry the host's name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
+
+
 class Diverged(Exception):
     def __init__(self, step: int, metric: str, value: float) -> None:
         super().__init__(f"'{metric}' became {value} at step {step}")
@@ -93,6 +105,12 @@ class Session:
     total_steps: int
     elapsed: float = 0.0
     last_checkpoint_step: int | None = None
+    best: dict[str, Any] | None = None      # {"name", "step", "by", "value"} of the best checkpoint
+    error: str | None = None                # why the run failed or diverged (also in state.json)
+    # Score of the rows logged since the last checkpoint (see checkpoint_score).
+    score_by: str = ""
+    score_sum: float = 0.0
+    score_count: int = 0
 
 
 def run_config(model: str, config: Any, device: str, data_dir: str | None, dataset) -> dict[str, Any]:
@@ -108,6 +126,25 @@ def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int) -> int:
     return max(1, math.ceil(epochs * (dataset_size // batch_size)))
 
 
+def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
+               data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
+               dataset=None) -> tuple[RunFolder, int]:
+    """Create a run folder (config.json, state.json with total_steps) without building a trainer.
+
+    Returns (run, total_steps). The job manager creates folders this way at once (so a bad name fails
+    in the caller) and builds the trainer later, when the job gets its device.
+    """
+    spec = get_spec(model)
+    dev = resolve_device(device)
+    dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
+    total = _total_steps(steps, epochs, len(dataset), config.batch_size)
+    if config.batch_size > len(dataset):
+        raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
+    run = RunFolder.create(runs_dir, name, run_config(model, config, device, data_dir, dataset))
+    run.write_state(total_steps=total, device=str(dev))
+    return run, total
+
+
 def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
                 data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
                 dataset=None) -> Session:
@@ -115,9 +152,8 @@ def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, d
     spec = get_spec(model)
     dev = resolve_device(device)
     dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
-    total = _total_steps(steps, epochs, len(dataset), config.batch_size)
-    run = RunFolder.create(runs_dir, name, run_config(model, config, device, data_dir, dataset))
-    run.write_state(total_steps=total, device=str(dev))
+    run, total = create_run(model, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
+                            steps=steps, epochs=epochs, dataset=dataset)
     return _build(run, spec, config, dataset, dev, total)
 
 
@@ -142,10 +178,26 @@ def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int)
                    total_steps=total)
 
 
-def open_session(path, *, steps: int | None = None, epochs: float | None = None,
-                 device: str | None = None, data_dir: str | None = None,
-                 overrides: dict[str, Any] | None = None) -> Session:
-    """Rebuild a run from its folder and latest checkpoint; `steps`/`epochs` are added on top."""
+@dataclass
+class ResumePlan:
+    """A checked resume of a run folder: everything decided, nothing built or written yet."""
+
+    run: RunFolder
+    spec: Any
+    config: Any
+    device: torch.device
+    dataset: Any
+    checkpoint: tuple[int, Path] | None   # (step, folder) of the checkpoint to load; None = from scratch
+    start: int
+    total_steps: int
+    overrides: dict[str, Any]
+    base_config: Any = None               # the config before the overrides (None without any)
+
+
+def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
+                device: str | None = None, data_dir: str | None = None,
+                overrides: dict[str, Any] | None = None, dataset=None) -> ResumePlan:
+    """Check that a run can be resumed (config, overrides, device, length); raises GMError if not."""
     run = RunFolder.open(path)
     cfg = run.read_config()
     spec = get_spec(cfg.get("model", "?"))
@@ -153,7 +205,8 @@ def open_session(path, *, steps: int | None = None, epochs: float | None = None,
     values.update(overrides or {})
     config = from_dict(spec.config_cls, values, model=spec.name)
     dev = resolve_device(device or cfg.get("device") or "auto")
-    dataset = load_dataset(spec.dataset, data_dir or cfg.get("data_dir"))
+    if dataset is None:
+        dataset = load_dataset(spec.dataset, data_dir or cfg.get("data_dir"))
     state = run.read_state()
     found = latest_checkpoint(run.checkpoints_dir)
     start = found[0] if found else 0
@@ -165,32 +218,132 @@ def open_session(path, *, steps: int | None = None, epochs: float | None = None,
     else:
         raise GMError(f"Run '{run.name}' already reached step {start} of {prior_total}; pass --steps or "
                       f"--epochs to train further.")
-    session = _build(run, spec, config, dataset, dev, total)
-    if found:
-        weights, tstate, step = load_checkpoint(found[1])
+    if config.batch_size > len(dataset):
+        raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
+    base = from_dict(spec.config_cls, cfg.get("config", {}), model=spec.name) if overrides else None
+    return ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset, checkpoint=found,
+                      start=start, total_steps=total, overrides=dict(overrides or {}), base_config=base)
+
+
+def _optimizer_hparams(trainer: Any) -> dict[str, list[dict[str, Any]]]:
+    return {name: [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+            for name, opt in trainer.optimizers().items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. tensors of different shapes
+        return False
+
+
+def _checkpoint_config(plan: ResumePlan, tstate: dict[str, Any]) -> Any:
+    """The config a checkpoint was trained with: stored in it (newer checkpoints), else config.json
+    before this resume's overrides; None when it cannot be rebuilt (then nothing is restored)."""
+    stored = tstate.get("config")
+    if isinstance(stored, dict):
+        try:
+            return from_dict(plan.spec.config_cls, stored, model=plan.spec.name)
+        except GMError:
+            pass
+    return plan.base_config
+
+
+def _restore_overridden_hparams(trainer: Any, base: dict[str, list[dict[str, Any]]],
+                                fresh: dict[str, list[dict[str, Any]]]) -> None:
+    """Loading optimizer state brings back the checkpoint's lr, betas, ...: put back the ones the
+    overrides changed (fresh optimizers of the new config differ from those of the old one `base`)
+    and keep the others as loaded (e.g. an lr that a schedule has moved)."""
+    for name, opt in trainer.optimizers().items():
+        for i, group in enumerate(opt.param_groups):
+            old = base[name][i] if name in base and i < len(base[name]) else {}
+            for key, value in fresh[name][i].items():
+                if not _same(old.get(key), value):
+                    group[key] = value
+
+
+def open_planned(plan: ResumePlan) -> Session:
+    """Build the trainer of a plan, load its checkpoint and drop metrics logged after it."""
+    run = plan.run
+    session = _build(run, plan.spec, plan.config, plan.dataset, plan.device, plan.total_steps)
+    if plan.checkpoint is not None:
+        weights, tstate, step = load_checkpoint(plan.checkpoint[1])
+        fresh, base = _optimizer_hparams(session.trainer), None
+        trained_with = _checkpoint_config(plan, tstate)
+        if trained_with is not None and to_dict(trained_with) != to_dict(plan.config):
+            # Built before the checkpoint's RNG state is loaded: building a trainer seeds torch.
+            base = _optimizer_hparams(plan.spec.trainer_cls(trained_with, plan.dataset, torch.device("cpu")))
         session.trainer.load_weights(weights)
         session.trainer.load_state_dict(tstate["trainer"])
+        if base is not None:
+            _restore_overridden_hparams(session.trainer, base, fresh)
         session.batcher.load_state_dict(tstate["batcher"])
         session.elapsed = float(tstate.get("elapsed", 0.0))
         session.last_checkpoint_step = step
-    run.truncate_metrics_after(start)
-    if overrides:
-        cfg["config"] = to_dict(config)
-        from gm.runs.atomic import write_json_atomic
+    state = run.read_state()
+    best = state.get("best_checkpoint")
+    # The best-so-far must be a checkpoint that still exists and is not newer than where we restart.
+    if isinstance(best, dict) and int(best.get("step", -1)) <= plan.start and \
+            is_complete(run.checkpoints_dir / str(best.get("name"))):
+        session.best = best
+    run.truncate_metrics_after(plan.start)
+    if plan.overrides:
+        cfg = run.read_config()
+        cfg["config"] = to_dict(plan.config)
         write_json_atomic(run.path / "config.json", cfg)
-    run.write_state(total_steps=total, step=start, error=None, device=str(dev))
+    run.write_state(total_steps=plan.total_steps, step=plan.start, error=None, device=str(plan.device),
+                    best_checkpoint=session.best)
     return session
 
 
+def open_session(path, *, steps: int | None = None, epochs: float | None = None,
+                 device: str | None = None, data_dir: str | None = None,
+                 overrides: dict[str, Any] | None = None, dataset=None) -> Session:
+    """Rebuild a run from its folder and latest checkpoint; `steps`/`epochs` are added on top."""
+    return open_planned(plan_resume(path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
+                                    overrides=overrides, dataset=dataset))
+
+
+def checkpoint_score(trainer: Any, family: str, record: dict[str, Any]) -> tuple[str, float] | None:
+    """(name, value) ranking a checkpoint by one logged record, lower is better; None = no ranking.
+
+    VAE family: the negative ELBO, recon + kl. It equals `loss` for the plain VAE and, unlike `loss`,
+    stays comparable when β changes (β-VAE, ControlVAE). GANs: None; their losses say little about
+    sample quality (a ranking by FID would cost an evaluation per checkpoint), so only the newest are
+    kept. A trainer may define its own ``checkpoint_score(record)`` returning the same pair.
+    """
+    own = getattr(trainer, "checkpoint_score", None)
+    if callable(own):
+        return own(record)
+    if family == "vae":
+        if isinstance(record.get("recon"), (int, float)) and isinstance(record.get("kl"), (int, float)):
+            return "recon+kl", float(record["recon"]) + float(record["kl"])
+        if isinstance(record.get("loss"), (int, float)):
+            return "loss", float(record["loss"])
+    return None
+
+
 def checkpoint(session: Session) -> None:
-    t = session.trainer
-    state = {"trainer": t.state_dict(), "batcher": session.batcher.state_dict(),
-             "elapsed": session.elapsed}
-    path = save_checkpoint(session.run.checkpoints_dir, t.step, t.weights(), state)
-    session.last_checkpoint_step = t.step
-    prune_checkpoints(session.run.checkpoints_dir, session.config.keep_checkpoints)
-    session.run.write_state(step=t.step, epoch=session.batcher.epoch_float,
-                            last_checkpoint=path.name, elapsed=session.elapsed)
+    """Save the current step (unless it is already saved) and prune: keep the newest and the best."""
+    t, run = session.trainer, session.run
+    name = f"step-{t.step}"
+    # Re-saving a step that is on disk (stop or pause right after a periodic save, or right after a
+    # resume) would only refresh `elapsed`, and replacing a folder is the one non-atomic moment.
+    if not (session.last_checkpoint_step == t.step and is_complete(run.checkpoints_dir / name)):
+        state = {"trainer": t.state_dict(), "batcher": session.batcher.state_dict(),
+                 "elapsed": session.elapsed, "config": to_dict(session.config)}
+        save_checkpoint(run.checkpoints_dir, t.step, t.weights(), state)
+        session.last_checkpoint_step = t.step
+        if session.score_count:
+            by, total = session.score_by, session.score_sum
+            value = total / session.score_count
+            if session.best is None or value <= float(session.best["value"]):
+                session.best = {"name": name, "step": t.step, "by": by, "value": value}
+        session.score_sum, session.score_count = 0.0, 0
+    protect = {int(session.best["step"])} if session.best else set()
+    prune_checkpoints(run.checkpoints_dir, session.config.keep_checkpoints, protect=protect)
+    run.write_state(step=t.step, epoch=session.batcher.epoch_float, last_checkpoint=name,
+                    elapsed=session.elapsed, best_checkpoint=session.best)
 
 
 def save_samples(session: Session) -> None:
@@ -260,23 +413,50 @@ class _Window:
         return record
 
 
+def _record_failure(session: Session, status: str, error: str, **extra: Any) -> str:
+    """Note a failed/diverged run in memory and, when the disk still allows it, in state.json."""
+    session.error = error
+    try:
+        session.run.write_state(status=status, error=error, **extra)
+    except OSError:
+        pass  # the disk that just failed may refuse this too; the job manager still holds the message
+    return status
+
+
+def _os_error_message(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename else ""
+    return (f"Could not write the run folder: {what}{where}. Free disk space or fix permissions, "
+            f"then resume the run from its last checkpoint.")
+
+
 def train(session: Session, control: Control | None = None,
-          on_progress: Callable[[Progress], None] | None = None) -> str:
+          on_progress: Callable[[Progress], None] | None = None,
+          on_status: Callable[[str], None] | None = None) -> str:
     """Train until total_steps, a stop request or an error; returns the final status.
 
     Statuses: finished, stopped (stop request or Ctrl-C, checkpointed), diverged (non-finite metric:
-    nothing after the last good checkpoint is saved), failed (an exception; its message in state.json).
+    nothing after the last good checkpoint is saved), failed (disk full, no permission, a GMError or
+    an exception, which is re-raised; the message is in state.json and `session.error`).
+    ``on_status`` hears "running" and "paused" as they happen (from the training thread).
+
+    Checkpoints: every `checkpoint_every` steps, whenever `checkpoint_seconds` have passed since the
+    last one (so a crash loses at most that much training time), on pause, on stop and at the end.
     """
     control = control or Control()
     run, t, cfg = session.run, session.trainer, session.config
     window = _Window()
     t.train(True)
-    run.write_state(status="running", error=None, total_steps=session.total_steps)
+    run.write_state(status="running", error=None, total_steps=session.total_steps, pid=os.getpid(),
+                    host=host_id())
+    if on_status is not None:
+        on_status("running")
     start_wall = time.perf_counter() - session.elapsed
     last_ckpt_wall = time.perf_counter()
     rate_t, rate_step = time.perf_counter(), t.step
     images_seen, rate_images = 0, 0
     ips = 0.0
+    family = getattr(session.spec, "family", "")
 
     def flush() -> None:
         nonlocal rate_t, rate_step, rate_images, ips
@@ -291,6 +471,11 @@ def train(session: Session, control: Control | None = None,
         row = {"step": t.step, "epoch": round(session.batcher.epoch_float, 6),
                "time": round(session.elapsed, 4), **record}
         run.append_metrics([row])
+        scored = checkpoint_score(t, family, record)
+        if scored is not None:
+            session.score_by = scored[0]
+            session.score_sum += scored[1]
+            session.score_count += 1
         if on_progress is not None:
             remaining = session.total_steps - t.step
             eta = remaining * t.images_per_step() / ips if ips > 0 else None
@@ -298,60 +483,67 @@ def train(session: Session, control: Control | None = None,
                                  session.elapsed, record))
 
     def save_all() -> None:
+        nonlocal last_ckpt_wall
         flush()
         checkpoint(session)
+        last_ckpt_wall = time.perf_counter()
 
     status = "finished"
     try:
-        while t.step < session.total_steps:
-            if control.pause_requested and not control.stop_requested:
-                save_all()
-                run.write_state(status="paused")
-                while control.pause_requested and not control.stop_requested:
-                    control.wait_while_paused()
-                start_wall = time.perf_counter() - session.elapsed
-                rate_t, rate_step, rate_images = time.perf_counter(), t.step, images_seen
-                run.write_state(status="running")
-            if control.stop_requested:
-                status = "stopped"
-                break
-            epoch_before = session.batcher.epoch
-            images, labels = _draw(session.batcher, t.batches_per_step())
-            window.add(t.step + 1, t.train_step(images, labels))
-            images_seen += images.shape[0]
-            if t.step % cfg.log_every == 0:
-                flush()
-            epoch_done = session.batcher.position >= session.batcher.batches_per_epoch * cfg.batch_size
-            if t.step % cfg.sample_every == 0 or epoch_done or session.batcher.epoch != epoch_before:
-                save_samples(session)  # at least once per epoch: early / middle / final grids
-            due = t.step % cfg.checkpoint_every == 0
-            if due or time.perf_counter() - last_ckpt_wall >= cfg.checkpoint_seconds:
-                save_all()
-                last_ckpt_wall = time.perf_counter()
-    except KeyboardInterrupt:
-        status = "stopped"
-    except Diverged as exc:
-        run.write_state(status="diverged", error=f"Training diverged: {exc}. The last good checkpoint is "
-                        f"step {session.last_checkpoint_step}; resume with a lower learning rate.",
-                        diverged_step=exc.step, diverged_metric=exc.metric)
-        return "diverged"
-    except GMError as exc:
-        run.write_state(status="failed", error=str(exc))
-        return "failed"
-    except Exception as exc:  # disk full, CUDA OOM, a bug: recorded, never swallowed silently
-        run.write_state(status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    try:
+        try:
+            while t.step < session.total_steps:
+                if control.pause_requested and not control.stop_requested:
+                    save_all()
+                    run.write_state(status="paused")
+                    if on_status is not None:
+                        on_status("paused")
+                    while control.pause_requested and not control.stop_requested:
+                        control.wait_while_paused()
+                    start_wall = time.perf_counter() - session.elapsed
+                    rate_t, rate_step, rate_images = time.perf_counter(), t.step, images_seen
+                    last_ckpt_wall = time.perf_counter()  # paused time is not training time at risk
+                    if control.stop_requested:
+                        status = "stopped"
+                        break
+                    run.write_state(status="running")
+                    if on_status is not None:
+                        on_status("running")
+                if control.stop_requested:
+                    status = "stopped"
+                    break
+                epoch_before = session.batcher.epoch
+                images, labels = _draw(session.batcher, t.batches_per_step())
+                window.add(t.step + 1, t.train_step(images, labels))
+                images_seen += images.shape[0]
+                if t.step % cfg.log_every == 0:
+                    flush()
+                epoch_done = session.batcher.position >= session.batcher.batches_per_epoch * cfg.batch_size
+                if t.step % cfg.sample_every == 0 or epoch_done or session.batcher.epoch != epoch_before:
+                    save_samples(session)  # at least once per epoch: early / middle / final grids
+                due = t.step % cfg.checkpoint_every == 0
+                if due or time.perf_counter() - last_ckpt_wall >= cfg.checkpoint_seconds:
+                    save_all()
+        except KeyboardInterrupt:
+            status = "stopped"
         save_all()
         if status == "finished" and not any(s == t.step for s, _ in run.sample_grids()):
             save_samples(session)
     except Diverged as exc:
-        run.write_state(status="diverged", error=f"Training diverged: {exc}. The last good checkpoint is "
-                        f"step {session.last_checkpoint_step}; resume with a lower learning rate.",
-                        diverged_step=exc.step, diverged_metric=exc.metric)
-        return "diverged"
-    except Exception as exc:
-        run.write_state(status="failed", error=f"{type(exc).__name__}: {exc}")
+        last = session.last_checkpoint_step
+        where = (f"the last good checkpoint is step {last}; resume it" if last is not None else
+                 "there is no checkpoint before it; resume to start over")
+        return _record_failure(session, "diverged", f"Training diverged: {exc}; {where} with other "
+                               f"settings (e.g. a lower lr).", diverged_step=exc.step,
+                               diverged_metric=exc.metric)
+    except GMError as exc:
+        return _record_failure(session, "failed", str(exc))
+    except OSError as exc:  # disk full, permission denied: the environment, not a bug
+        return _record_failure(session, "failed", _os_error_message(exc))
+    except torch.OutOfMemoryError:
+        return _record_failure(session, "failed", f"Out of memory on {session.device}; resume with a "
+                               f"smaller batch_size or width, or on another device.")
+    except Exception as exc:  # a bug: recorded, never swallowed silently
+        _record_failure(session, "failed", f"{type(exc).__name__}: {exc}")
         raise
     run.write_state(status=status)
     return status

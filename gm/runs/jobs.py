@@ -1,0 +1,513 @@
+"""Background training: a thread-safe job manager that runs training loops in daemon threads.
+
+One manager per process. The app keeps it in ``st.cache_resource`` so every browser tab drives the
+same jobs; the CLI runs one job through a manager in the foreground (:func:`run_foreground`), so the
+terminal and the app behave the same. A job is one run folder, identified by the folder's absolute
+path (``JobInfo.key``). Worker threads write only the run folder and this manager's memory; they
+never call a UI.
+
+Lifecycle: ``queued`` (waiting for a device slot) -> ``running`` <-> ``paused`` -> ``finished`` |
+``stopped`` | ``failed`` | ``diverged``. By default one job trains per device; the others wait in
+FIFO order. A paused job keeps its slot (its model stays in memory): stop it to let the queue move.
+Pause and stop act at the next step boundary (the loop checks :class:`Control` before every step)
+and both checkpoint first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gm.config import from_dict, to_dict
+from gm.data import load_dataset
+from gm.device import resolve_device
+from gm.errors import GMError
+from gm.registry import get_spec
+from gm.runs.folder import RunFolder, default_runs_dir
+from gm.runs.loop import (
+    Control,
+    Progress,
+    ResumePlan,
+    Session,
+    _os_error_message,
+    create_run,
+    host_id,
+    open_planned,
+    plan_resume,
+    train,
+)
+
+ACTIVE_STATUSES = ("queued", "running", "paused")
+FINAL_STATUSES = ("finished", "stopped", "failed", "diverged")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A snapshot of one job, safe to hand to any thread (the app renders these)."""
+
+    key: str                      # absolute path of the run folder: the job's id
+    name: str
+    model: str
+    device: str
+    status: str                   # one of ACTIVE_STATUSES or FINAL_STATUSES
+    step: int
+    total_steps: int
+    epoch: float = 0.0
+    images_per_sec: float | None = None
+    eta_seconds: float | None = None
+    elapsed: float = 0.0          # seconds of training, over all sessions of the run
+    metrics: dict[str, Any] = field(default_factory=dict)   # the last logged record
+    error: str | None = None
+    requested: str | None = None  # "pause" or "stop" while the request is on its way
+    queue_position: int | None = None  # 0 = next on its device; None unless queued
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.key)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+class _Job:
+    """Mutable job record; every field is guarded by the manager's lock."""
+
+    def __init__(self, plan: ResumePlan, device_key: str,
+                 listener: Callable[[Progress], None] | None) -> None:
+        cfg = plan.run.read_config()
+        self.key = str(plan.run.path.resolve())
+        self.name = plan.run.name
+        self.model = cfg.get("model", plan.spec.name)
+        self.device_key = device_key
+        self.plan: ResumePlan | None = plan
+        self.listener = listener
+        self.control = Control()
+        self.thread: threading.Thread | None = None
+        self.session: Session | None = None
+        self.status = "queued"
+        self.step = plan.start
+        self.total_steps = plan.total_steps
+        self.epoch = float(plan.run.read_state().get("epoch") or 0.0)
+        self.images_per_sec: float | None = None
+        self.eta_seconds: float | None = None
+        self.elapsed = float(plan.run.read_state().get("elapsed") or 0.0)
+        self.metrics: dict[str, Any] = {}
+        self.error: str | None = None
+        self.requested: str | None = None
+
+
+def _device_key(dev: torch.device) -> str:
+    """One queue per physical device: 'cuda' and 'cuda:0' are the same GPU."""
+    if dev.type == "cuda" and dev.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(dev)
+
+
+def owner_pid(state: dict[str, Any]) -> int | None:
+    """The live process on this machine that state.json says is training the run, else None.
+
+    A run left `running` by a killed process is stale (its pid is gone) and may be resumed.
+    """
+    if state.get("status") not in ACTIVE_STATUSES:
+        return None
+    pid, host = state.get("pid"), state.get("host")
+    if not isinstance(pid, int) or host != host_id():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, owned by another user
+        return pid
+    return pid
+
+
+def _config_of(spec: Any, config: Any) -> Any:
+    """A validated config from a config dataclass, a dict of values over the defaults, or None."""
+    if config is None:
+        return spec.config_cls()
+    if isinstance(config, dict):
+        return from_dict(spec.config_cls, {**to_dict(spec.config_cls()), **config}, model=spec.name)
+    if not isinstance(config, spec.config_cls):
+        raise GMError(f"The config of model '{spec.name}' must be a {spec.config_cls.__name__} or a dict.")
+    return from_dict(spec.config_cls, to_dict(config), model=spec.name)
+
+
+class JobManager:
+    """Starts, queues, pauses, continues and stops training jobs; safe to call from any thread.
+
+    ``max_per_device`` jobs train at once on each device (None = no limit); the rest wait in FIFO
+    order with status ``queued``. Datasets are loaded once per (dataset, data folder) and shared.
+    """
+
+    def __init__(self, max_per_device: int | None = 1) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._jobs: dict[str, _Job] = {}        # insertion order is queue order
+        self._build_lock = threading.Lock()     # trainers seed torch's global RNG while building
+        self._data_lock = threading.Lock()
+        self._datasets: dict[tuple[str, str | None], Any] = {}
+        self._max = self._check_max(max_per_device)
+        self._closed = False
+        _MANAGERS.add(self)
+
+    # ---- configuration ---------------------------------------------------------------------
+    @staticmethod
+    def _check_max(value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise GMError(f"max_per_device must be at least 1 (or None for no limit); got {value}.")
+        return value
+
+    @property
+    def max_per_device(self) -> int | None:
+        return self._max
+
+    @max_per_device.setter
+    def max_per_device(self, value: int | None) -> None:
+        with self._lock:
+            self._max = self._check_max(value)
+            self._dispatch()
+
+    # ---- starting jobs -----------------------------------------------------------------------
+    def start_run(self, model: str, config: Any = None, *, steps: int | None = None,
+                  epochs: float | None = None, device: str = "auto", runs_dir: str | os.PathLike | None = None,
+                  name: str | None = None, data_dir: str | None = None,
+                  on_progress: Callable[[Progress], None] | None = None) -> JobInfo:
+        """Create a run folder and queue its training; returns at once (status queued or running).
+
+        `config` is the model's config dataclass, a dict of values over its defaults, or None.
+        `on_progress` is called from the training thread after every logged step.
+        """
+        self._check_open()
+        spec = get_spec(model)
+        config = _config_of(spec, config)
+        dev = resolve_device(device)
+        dataset = self.dataset(spec.dataset, data_dir)  # slow the first time (dSprites renders)
+        runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        with self._lock:
+            self._check_open()
+            if name is not None:
+                self._refuse_active(str((runs_dir / name).resolve()), name)
+            run, total = create_run(spec.name, config, runs_dir=runs_dir, name=name, device=device,
+                                    data_dir=data_dir, steps=steps, epochs=epochs, dataset=dataset)
+            plan = ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset,
+                              checkpoint=None, start=0, total_steps=total, overrides={})
+            return self._enqueue(plan, on_progress)
+
+    def resume_run(self, run_dir: str | os.PathLike, *, steps: int | None = None,
+                   epochs: float | None = None, device: str | None = None, data_dir: str | None = None,
+                   overrides: dict[str, Any] | None = None,
+                   on_progress: Callable[[Progress], None] | None = None) -> JobInfo:
+        """Queue a run folder to continue from its latest checkpoint.
+
+        Without `steps`/`epochs` it trains to the run's original length; with them, that much more.
+        `overrides` change config values from here on (e.g. a lower lr after a divergence) and are
+        written to config.json when the job starts.
+        """
+        self._check_open()
+        run = RunFolder.open(run_dir)
+        key = str(run.path.resolve())
+        with self._lock:
+            self._refuse_active(key, run.name)
+            ours = key in self._jobs  # then a leftover "running" (state.json unwritable at the end) is stale
+        pid = owner_pid(run.read_state())
+        if pid is not None and not (ours and pid == os.getpid()):
+            raise GMError(f"Run '{run.name}' is being trained by process {pid}; stop it there first "
+                          f"(or wait for it to finish).")
+        cfg = run.read_config()
+        spec = get_spec(cfg.get("model", "?"))
+        dataset = self.dataset(spec.dataset, data_dir or cfg.get("data_dir"))
+        plan = plan_resume(run.path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
+                           overrides=overrides, dataset=dataset)
+        with self._lock:
+            self._check_open()
+            self._refuse_active(key, run.name)
+            return self._enqueue(plan, on_progress)
+
+    # ---- controlling jobs --------------------------------------------------------------------
+    def pause(self, key: str | os.PathLike) -> JobInfo:
+        """Ask a running job to checkpoint and pause at the next step; a finished job is left as is."""
+        with self._lock:
+            job = self._job(key)
+            if job.status == "queued":
+                raise GMError(f"Run '{job.name}' is queued, not training yet; stop it to leave the queue.")
+            if job.status == "running":
+                job.control.request_pause()
+                job.requested = "pause" if job.requested != "stop" else "stop"
+            return self._info(job)
+
+    def unpause(self, key: str | os.PathLike) -> JobInfo:
+        """Let a paused job continue (or cancel a pause not yet taken)."""
+        with self._lock:
+            job = self._job(key)
+            if job.status in ("running", "paused"):
+                job.control.request_continue()
+                if job.requested == "pause":
+                    job.requested = None
+            return self._info(job)
+
+    def stop(self, key: str | os.PathLike) -> JobInfo:
+        """Checkpoint and stop a job (status `stopped`); a queued job leaves the queue untrained."""
+        with self._lock:
+            job = self._job(key)
+            if job.status == "queued":
+                self._finish_queued(job)
+            elif job.status in ("running", "paused"):
+                job.control.request_stop()
+                job.requested = "stop"
+            return self._info(job)
+
+    # ---- reading -----------------------------------------------------------------------------
+    def dataset(self, name: str, data_dir: str | None = None) -> Any:
+        """A dataset, loaded once per (name, folder) and shared by the jobs; call it early (e.g.
+        from a thread at app start) so the first start does not wait for dSprites to render."""
+        key = (name, str(Path(data_dir).expanduser().resolve()) if data_dir else None)
+        with self._data_lock:
+            if key not in self._datasets:
+                self._datasets[key] = load_dataset(name, data_dir)
+            return self._datasets[key]
+
+    def jobs(self) -> list[JobInfo]:
+        """Every job this manager has seen, in the order they were queued."""
+        with self._lock:
+            return [self._info(job) for job in self._jobs.values()]
+
+    def get(self, key: str | os.PathLike) -> JobInfo:
+        with self._lock:
+            return self._info(self._job(key))
+
+    def find(self, run_dir: str | os.PathLike) -> JobInfo | None:
+        """The job of a run folder, or None when this manager never ran it."""
+        with self._lock:
+            job = self._jobs.get(str(Path(run_dir).resolve()))
+            return self._info(job) if job else None
+
+    def wait(self, key: str | os.PathLike, statuses: tuple[str, ...] = FINAL_STATUSES,
+             timeout: float | None = None) -> JobInfo:
+        """Block until the job's status is one of `statuses` or `timeout` passes; returns a snapshot."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                job = self._job(key)
+                if job.status in statuses:
+                    return self._info(job)
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0:
+                    return self._info(job)
+                self._changed.wait(left)  # short waits keep Ctrl-C responsive in a main thread
+
+    def forget(self, key: str | os.PathLike) -> None:
+        """Drop a finished job from the list (its run folder stays)."""
+        with self._lock:
+            job = self._job(key)
+            if job.status in ACTIVE_STATUSES:
+                raise GMError(f"Run '{job.name}' is {job.status}; stop it before removing it from the list.")
+            del self._jobs[job.key]
+
+    def shutdown(self, timeout: float | None = 60.0) -> bool:
+        """Stop every job (checkpoint, `stopped`), empty the queue and join the threads.
+
+        Returns True when every thread ended within `timeout`. The manager refuses new jobs after.
+        """
+        with self._lock:
+            self._closed = True
+            for job in list(self._jobs.values()):
+                if job.status == "queued":
+                    self._finish_queued(job)
+                elif job.status in ("running", "paused"):
+                    job.control.request_stop()
+                    job.requested = "stop"
+            threads = [j.thread for j in self._jobs.values() if j.thread is not None]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        _MANAGERS.discard(self)
+        return not any(t.is_alive() for t in threads)
+
+    def __enter__(self) -> JobManager:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # After a second Ctrl-C the user wants out now: ask the jobs to stop but do not wait.
+        self.shutdown(timeout=0.0 if exc_type is KeyboardInterrupt else 60.0)
+
+    # ---- internals (call with the lock held unless said otherwise) --------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GMError("The job manager has been shut down; start a new one.")
+
+    def _job(self, key: str | os.PathLike) -> _Job:
+        job = self._jobs.get(str(Path(key).resolve()))
+        if job is None:
+            raise GMError(f"No job for run {key} in this process; start or resume the run first.")
+        return job
+
+    def _refuse_active(self, key: str, name: str) -> None:
+        job = self._jobs.get(key)
+        if job is not None and job.status in ACTIVE_STATUSES:
+            raise GMError(f"Run '{name}' is already {job.status}; pause, continue or stop that job "
+                          f"instead of starting it again.")
+
+    def _enqueue(self, plan: ResumePlan, listener: Callable[[Progress], None] | None) -> JobInfo:
+        job = _Job(plan, _device_key(plan.device), listener)
+        plan.run.write_state(status="queued", error=None, pid=os.getpid(), host=host_id())
+        self._jobs.pop(job.key, None)  # a finished job of the same run goes to the end of the list
+        self._jobs[job.key] = job
+        self._dispatch()
+        self._changed.notify_all()
+        return self._info(job)
+
+    def _finish_queued(self, job: _Job) -> None:
+        job.status, job.requested, job.plan = "stopped", None, None
+        try:
+            RunFolder(job.key).write_state(status="stopped")
+        except OSError:
+            pass
+        self._changed.notify_all()
+
+    def _holding(self, device_key: str) -> int:
+        return sum(1 for j in self._jobs.values()
+                   if j.device_key == device_key and j.status in ("running", "paused"))
+
+    def _dispatch(self) -> None:
+        """Give free device slots to queued jobs, oldest first."""
+        for job in self._jobs.values():
+            if job.status != "queued":
+                continue
+            if self._max is not None and self._holding(job.device_key) >= self._max:
+                continue
+            job.status = "running"
+            job.thread = threading.Thread(target=self._work, args=(job,), daemon=True,
+                                          name=f"gm-job-{job.name}")
+            job.thread.start()
+            self._changed.notify_all()
+
+    def _info(self, job: _Job) -> JobInfo:
+        step = job.step
+        if job.status == "running" and job.session is not None:
+            step = job.session.trainer.step  # an int read: live, no lock needed on the loop's side
+        position = None
+        if job.status == "queued":
+            ahead = []
+            for other in self._jobs.values():
+                if other is job:
+                    break
+                if other.status == "queued" and other.device_key == job.device_key:
+                    ahead.append(other)
+            position = len(ahead)
+        return JobInfo(key=job.key, name=job.name, model=job.model, device=job.device_key,
+                       status=job.status, step=step, total_steps=job.total_steps, epoch=job.epoch,
+                       images_per_sec=job.images_per_sec,
+                       eta_seconds=job.eta_seconds if job.status == "running" else None,
+                       elapsed=job.elapsed, metrics=dict(job.metrics), error=job.error,
+                       requested=job.requested, queue_position=position)
+
+    # ---- the worker thread (no lock held unless taken) ---------------------------------------
+    def _work(self, job: _Job) -> None:
+        status, error, session = "failed", None, None
+        plan = job.plan
+        assert plan is not None
+        try:
+            with self._build_lock:
+                session = open_planned(plan)
+            with self._lock:
+                job.session = session
+                job.step = session.trainer.step
+            status = train(session, job.control, on_progress=lambda p: self._on_progress(job, p),
+                           on_status=lambda s: self._on_status(job, s))
+            error = session.error
+        except GMError as exc:
+            error = str(exc)
+        except OSError as exc:
+            error = _os_error_message(exc)
+        except BaseException as exc:  # a bug: keep the traceback for the server log / terminal
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        finally:
+            if status == "failed" and (session is None or session.error is None):
+                try:  # train() records its own failures; these happened before or around it
+                    plan.run.write_state(status="failed", error=error)
+                except OSError:
+                    pass
+            with self._lock:
+                job.status, job.error, job.requested = status, error, None
+                if session is not None:
+                    job.step = session.trainer.step
+                    job.elapsed = session.elapsed
+                    if status in ("failed", "diverged") and session.last_checkpoint_step is not None:
+                        job.step = session.last_checkpoint_step  # where a resume continues from
+                job.session, job.plan, job.eta_seconds = None, None, None  # free the model's memory
+                self._dispatch()
+                self._changed.notify_all()
+
+    def _on_progress(self, job: _Job, p: Progress) -> None:
+        with self._lock:
+            job.step, job.epoch, job.elapsed = p.step, p.epoch, p.elapsed
+            job.images_per_sec, job.eta_seconds = p.images_per_sec, p.eta_seconds
+            job.metrics = dict(p.metrics)
+        if job.listener is not None:
+            try:
+                job.listener(p)
+            except Exception:  # a display bug must not kill the training
+                traceback.print_exc()
+
+    def _on_status(self, job: _Job, status: str) -> None:
+        with self._lock:
+            job.status = status
+            if job.session is not None:
+                job.step = job.session.trainer.step
+            if status == "paused" and job.requested == "pause":
+                job.requested = None
+            self._changed.notify_all()
+
+
+def run_foreground(manager: JobManager, key: str | os.PathLike) -> JobInfo:
+    """Wait for a job in the main thread: Ctrl-C or SIGTERM asks it to stop (checkpoint, `stopped`).
+
+    A second Ctrl-C gives up waiting (KeyboardInterrupt); the last checkpoint stays valid.
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: manager.stop(key))
+    try:
+        interrupted = False
+        while True:
+            try:
+                return manager.wait(key)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                manager.stop(key)
+                print("\nstopping: saving a checkpoint (Ctrl-C again to quit without it)", file=sys.stderr)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+_MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    # Interpreter exit (e.g. the Streamlit server stopped) would kill the daemon threads mid-step:
+    # stop them at a checkpoint first.
+    for manager in list(_MANAGERS):
+        manager.shutdown(timeout=30.0)
