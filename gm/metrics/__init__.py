@@ -1,0 +1,19 @@
+"""Evaluation you can trust: FID (Inception or the project's classifiers), cached real statistics,
+mode coverage, precision/recall, CAM and MIG.
+
+One job per module:
+    frechet      Fréchet distance of two Gaussians (float64, eigenvalues; no scipy sqrtm)
+    inception    pytorch-fid's InceptionV3 pool features, weights found offline or downloaded once
+    classifiers  the project's MNIST digit and dSprites factor classifiers (shipped safetensors)
+    features     batching, progress, cancelling and time estimates around any feature extractor
+    stats        real-image statistics cached on disk, keyed by everything that changes them
+    sources      what a user can point at: a run folder, an image folder, an images .npz, a stats .npz
+    coverage     class histogram, classes covered, KL to uniform; conditional (ACGAN) accuracy
+    prd          improved precision / recall (Kynkäänniemi et al., k = 3)
+    cam          class activation maps of the MNIST classifier
+    mig          mutual information gap of a VAE's encoder on dSprites
+    evaluate     orchestration used by the CLI and the app: fid(), evaluate(), estimate()
+    cli          `python -m gm stats | fid | eval`
+
+Import the submodules you need; this package imports nothing heavy on its own.
+"""

@@ -1,0 +1,412 @@
+"""Orchestration used by the CLI and the app: FID between two sources, every metric of one source,
+and an up-front time estimate. Long work reports ``progress(done, total, eta_seconds)`` and stops at
+the next batch when the ``cancel`` event is set (raising :class:`~gm.metrics.features.Cancelled`).
+
+Each evaluation of a run folder appends one line per number to ``<run>/eval.jsonl``:
+
+    {"step", "metric", "value", "n", "features", "stats_key", "time", "seed"}
+
+``step`` is the checkpoint evaluated, ``features`` "inception" | "classifier" | "encoder", ``stats_key``
+the id of the reference statistics (see :mod:`gm.metrics.stats`), ``time`` when it was measured.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gm.errors import GMError
+from gm.metrics.features import (
+    Extractor,
+    ImageSet,
+    ProgressFn,
+    Tracker,
+    extract,
+    format_seconds,
+    measure_rate,
+)
+from gm.metrics.frechet import frechet_distance, mean_and_cov
+from gm.metrics.sources import Source, open_source, real_images, sample_batches
+from gm.metrics.stats import cached_or_none, key_id, load_cached, make_key, real_stats, save_cached
+
+FEATURES = ("inception", "classifier")
+DEFAULT_N = 5000
+LogFn = Callable[[str], None]
+
+
+@dataclass
+class FIDResult:
+    value: float
+    features: str          # "inception" | "classifier"
+    extractor: str
+    n_a: int
+    n_b: int
+    a: str
+    b: str
+    stats_key: str
+    step: int | None       # checkpoint step when A is a run folder
+    seed: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def get_extractor(features: str, dataset: str | None, device: torch.device | str = "cpu",
+                  inception_weights: str | None = None) -> Extractor:
+    """The feature extractor for `features`: Inception, or the dataset's shipped classifier."""
+    device = torch.device(device)
+    if features == "inception":
+        from gm.metrics.inception import load_inception
+        return load_inception(inception_weights, device)
+    if features == "classifier":
+        if dataset is None:
+            raise GMError("Classifier features depend on the dataset; pass --dataset mnist or dsprites.")
+        from gm.metrics.classifiers import ClassifierFeatures, load_classifier
+        return ClassifierFeatures(load_classifier(dataset, device))
+    raise GMError(f"Unknown features '{features}'; use one of {', '.join(FEATURES)}.")
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _content_id(mu: np.ndarray, sigma: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(mu).tobytes() + np.ascontiguousarray(sigma).tobytes()).hexdigest()[:12]
+
+
+@dataclass
+class _Run:
+    trainer: Any
+    run: Any
+    step: int
+
+
+def _open_run(path: Path, device: torch.device) -> _Run:
+    from gm.runs.checkpoint import latest_checkpoint
+    from gm.runs.folder import RunFolder
+    from gm.runs.loop import load_for_inference
+
+    run = RunFolder.open(path)
+    found = latest_checkpoint(run.checkpoints_dir)
+    if found is None:
+        raise GMError(f"Run '{run.name}' has no checkpoint yet; train it first.")
+    trainer, run = load_for_inference(path, str(device), checkpoint_path=found[1])
+    return _Run(trainer, run, found[0])
+
+
+def _dataset_of(sources: list[Source | None], dataset: str | None) -> str | None:
+    for s in sources:
+        if s is not None and s.kind == "run" and s.dataset:
+            if dataset is not None and dataset != s.dataset:
+                raise GMError(f"{s.path} is a {s.dataset} run; --dataset {dataset} does not match it.")
+            return s.dataset
+    return dataset
+
+
+def _n_images(src: Source, n: int) -> int:
+    if src.kind == "run":
+        return n
+    if src.kind == "images":
+        assert src.images is not None
+        return len(src.images)
+    return 0
+
+
+def _image_shape(src: Source, run: _Run | None) -> tuple[int, int, int] | None:
+    if run is not None:
+        return tuple(run.trainer.image_shape)
+    if src.images is not None:
+        return src.images.image_shape
+    return None
+
+
+def _source_stats(src: Source, run: _Run | None, extractor: Extractor | None, n: int, seed: int,
+                  tracker: Tracker) -> tuple[np.ndarray, np.ndarray, int]:
+    if src.kind == "stats":
+        assert src.mu is not None and src.sigma is not None
+        return src.mu, src.sigma, int(src.meta.get("n", 0) or 0)
+    assert extractor is not None
+    if run is not None:
+        batches = _rebatch(sample_batches(run.trainer, n, seed), extractor.batch_size)
+    else:
+        assert src.images is not None
+        batches = src.images.batches(extractor.batch_size)
+    feats = extract(extractor, batches, tracker)
+    mu, sigma = mean_and_cov(feats)
+    return mu, sigma, feats.shape[0]
+
+
+def _rebatch(chunks, size: int):
+    """Regroup sampling chunks into the extractor's batch size (features do not depend on batching)."""
+    buf: list[torch.Tensor] = []
+    count = 0
+    for chunk in chunks:
+        buf.append(chunk)
+        count += chunk.shape[0]
+        while count >= size:
+            joined = torch.cat(buf)
+            yield joined[:size]
+            rest = joined[size:]
+            buf, count = ([rest] if rest.shape[0] else []), rest.shape[0]
+    if count:
+        yield torch.cat(buf)
+
+
+def estimate_seconds(extractor: Extractor, images: int, image_shape: tuple[int, int, int]) -> tuple[float, float]:
+    """(seconds, images per second) that `images` feature extractions will roughly take here."""
+    rate = measure_rate(extractor, image_shape)
+    return images / rate, rate
+
+
+def announce_estimate(extractor: Extractor, images: int, shape: tuple[int, int, int] | None, log: LogFn,
+                      real: int = 0) -> None:
+    """Tell the user up front how long the feature extraction will roughly take (CPU runs)."""
+    if images and shape:
+        secs, rate = estimate_seconds(extractor, images, shape)
+        log(f"{extractor.kind} features of {images:,} images on {extractor.device.type}: about "
+            f"{format_seconds(secs)} ({rate:.1f} img/s measured)"
+            + (f"; {real:,} of them are real images, cached afterwards" if real else ""))
+
+
+def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, features: str = "inception",
+        dataset: str | None = None, seed: int = 0, real_seed: int = 0, split: str = "train",
+        device: str = "auto", data_dir: str | None = None, inception_weights: str | None = None,
+        extractor: Extractor | None = None, progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None, record: bool = True, log: LogFn | None = None,
+        cache_folder: Path | None = None) -> FIDResult:
+    """FID between A and B (each a run folder, image folder, images .npz or stats .npz).
+
+    Without B, A is compared with the cached statistics of n real images of its dataset (chosen with
+    `real_seed`). A run folder is sampled n times from its latest checkpoint with `seed`. When A is a
+    run folder the result is appended to its eval.jsonl (unless record=False).
+    """
+    from gm.device import resolve_device
+
+    if features not in FEATURES:
+        raise GMError(f"Unknown features '{features}'; use one of {', '.join(FEATURES)}.")
+    if n < 2:
+        raise GMError(f"--n must be at least 2; got {n}.")
+    start = time.perf_counter()
+    dev = resolve_device(device)
+    src_a = open_source(a)
+    src_b = open_source(b) if b is not None else None
+    ds = _dataset_of([src_a, src_b], dataset)
+    if src_b is None and ds is None:
+        raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites "
+                      f"(or give B).")
+    runs = {id(s): _open_run(s.path, dev) for s in (src_a, src_b) if s is not None and s.kind == "run"}
+    run_a, run_b = runs.get(id(src_a)), runs.get(id(src_b)) if src_b is not None else None
+    needs_features = src_a.kind != "stats" or src_b is None or src_b.kind != "stats"
+    if needs_features and extractor is None:
+        extractor = get_extractor(features, ds, dev, inception_weights)
+    if extractor is not None:
+        features = extractor.kind
+
+    tracker = Tracker(_n_images(src_a, n) + (_n_images(src_b, n) if src_b else 0), progress, cancel)
+    if log is not None and extractor is not None and dev.type == "cpu":
+        real = 0
+        if src_b is None:
+            real = 0 if cached_or_none(ds, extractor, n=n, seed=real_seed, split=split, data_dir=data_dir,
+                                       folder=cache_folder) else n
+        shape = _image_shape(src_a, run_a) or (_image_shape(src_b, run_b) if src_b else None)
+        announce_estimate(extractor, tracker.total + real, shape, log, real)
+
+    mu_a, sigma_a, n_a = _source_stats(src_a, run_a, extractor, n, seed, tracker)
+    if src_b is None:
+        assert extractor is not None and ds is not None
+        ref = real_stats(ds, extractor, n=n, seed=real_seed, split=split, data_dir=data_dir, tracker=tracker,
+                         folder=cache_folder)
+        if log is not None:
+            log(f"real statistics {'from cache' if ref.cached else 'computed and cached'}: {ref.path}")
+        mu_b, sigma_b, n_b, stats_key = ref.mu, ref.sigma, ref.n, ref.key_id
+        b_desc = f"{ds} {split} real n={n} seed={real_seed}"
+    else:
+        mu_b, sigma_b, n_b = _source_stats(src_b, run_b, extractor, n, seed, tracker)
+        stats_key = key_id(src_b.meta) if src_b.kind == "stats" and src_b.meta else _content_id(mu_b, sigma_b)
+        b_desc = str(src_b.path)
+    if extractor is not None and (mu_a.shape[0] != extractor.dims or mu_b.shape[0] != extractor.dims):
+        raise GMError(f"The statistics are {mu_a.shape[0]}-d and {mu_b.shape[0]}-d but {extractor.kind} features "
+                      f"are {extractor.dims}-d; use statistics made with the same --features.")
+    value = frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
+    result = FIDResult(value, features, extractor.name if extractor else "stats", n_a, n_b, str(src_a.path),
+                       b_desc, stats_key, run_a.step if run_a else None, seed, time.perf_counter() - start)
+    if record and run_a is not None:
+        run_a.run.append_eval({"step": run_a.step, "metric": "fid", "value": value, "n": n_a, "features": features,
+                               "stats_key": stats_key, "time": _now(), "seed": seed})
+    return result
+
+
+def estimate(a: str | Path, *, n: int = DEFAULT_N, features: str = "inception", dataset: str | None = None,
+             real_seed: int = 0, split: str = "train", device: str = "auto", data_dir: str | None = None,
+             inception_weights: str | None = None, extractor: Extractor | None = None) -> dict[str, Any]:
+    """How long fid(a) would take here: {"images", "seconds", "images_per_second", "real_cached"}."""
+    from gm.device import resolve_device
+
+    dev = resolve_device(device)
+    src = open_source(a)
+    ds = _dataset_of([src], dataset)
+    if ds is None:
+        raise GMError(f"{a} is not a run folder; pass --dataset mnist or dsprites.")
+    extractor = extractor or get_extractor(features, ds, dev, inception_weights)
+    cached = cached_or_none(ds, extractor, n=n, seed=real_seed, split=split, data_dir=data_dir) is not None
+    images = _n_images(src, n) + (0 if cached else n)
+    if src.kind == "run":
+        from gm.runs.folder import RunFolder
+        shape = tuple(RunFolder.open(src.path).read_config().get("data_shape", {}).get("image_shape", (1, 28, 28)))
+    else:
+        shape = src.images.image_shape if src.images is not None else (1, 28, 28)
+    secs, rate = estimate_seconds(extractor, images, shape) if images else (0.0, float("inf"))
+    return {"images": images, "seconds": secs, "images_per_second": rate, "real_cached": cached}
+
+
+# ---- every metric -------------------------------------------------------------------------------
+COVERAGE_OF = {"mnist": ("class", ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")),
+               "dsprites": ("shape", ("square", "ellipse", "heart"))}
+
+
+def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, seed: int = 0, real_seed: int = 0,
+             split: str = "train", device: str = "auto", data_dir: str | None = None, inception: bool = False,
+             inception_weights: str | None = None, inception_extractor: Extractor | None = None,
+             progress: ProgressFn | None = None, cancel: threading.Event | None = None, record: bool = True,
+             log: LogFn | None = None, cache_folder: Path | None = None) -> dict[str, Any]:
+    """Every metric that applies to A (a run folder, image folder or images .npz), as one flat dict.
+
+    Classifier FID, mode coverage (class histogram, classes covered, KL to uniform), precision /
+    recall (k = 3, classifier features), ACGAN accuracy for class-conditional runs, MIG for VAE-family
+    runs on dSprites, and Inception FID when `inception` is true.
+    """
+    from gm.device import resolve_device
+    from gm.metrics.classifiers import ClassifierFeatures, load_classifier
+    from gm.metrics.coverage import conditional_accuracy, coverage
+    from gm.metrics.prd import precision_recall
+
+    start = time.perf_counter()
+    dev = resolve_device(device)
+    src = open_source(a)
+    if src.kind == "stats":
+        raise GMError(f"{a} holds statistics, not images; `eval` needs a run folder or images.")
+    ds = _dataset_of([src], dataset)
+    if ds is None:
+        raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
+    run = _open_run(src.path, dev) if src.kind == "run" else None
+    cf = ClassifierFeatures(load_classifier(ds, dev))
+    conditional = run is not None and bool(getattr(run.trainer, "uses_labels", False)) and \
+        int(getattr(run.trainer, "num_classes", 0) or 0) > 0
+    family = getattr(run.trainer, "family", "") if run else ""
+    do_mig = run is not None and ds == "dsprites" and family == "vae"
+    n_gen = _n_images(src, n)
+    real = real_images(ds, n, real_seed, split, data_dir)
+    tracker = Tracker(n_gen + n + (n_gen if conditional else 0) + (len(real.images) if do_mig else 0),
+                      progress, cancel)
+
+    # Generated images: classifier features and predictions in one pass, kept as 8-bit for Inception.
+    kept: list[torch.Tensor] = []
+    feats: list[np.ndarray] = []
+    preds: dict[str, list[np.ndarray]] = {}
+    batches = _rebatch(sample_batches(run.trainer, n, seed), cf.batch_size) if run else src.images.batches(cf.batch_size)
+    for x in batches:
+        tracker.check()
+        f, p = cf.features_and_predictions(x)
+        feats.append(f)
+        for k, v in p.items():
+            preds.setdefault(k, []).append(v)
+        kept.append(torch.round(x * 255).to(torch.uint8))
+        tracker.advance(x.shape[0])
+    gen_feats = np.concatenate(feats)
+    gen_preds = {k: np.concatenate(v) for k, v in preds.items()}
+
+    real_feats = extract(cf, real.images.batches(cf.batch_size), tracker)
+    key = make_key(ds, split, n, real_seed, cf, real.fingerprint)
+    ref = load_cached(key, cache_folder)
+    if ref is None:  # keep the cache in step, so `fid --features classifier` later reuses exactly these
+        mu_r, sigma_r = mean_and_cov(real_feats)
+        save_cached(key, mu_r, sigma_r, cache_folder)
+    else:
+        mu_r, sigma_r = ref.mu, ref.sigma
+    stats_key = key_id(key)
+    mu_g, sigma_g = mean_and_cov(gen_feats)
+
+    result: dict[str, Any] = {"source": str(src.path), "dataset": ds, "step": run.step if run else None,
+                              "n": int(gen_feats.shape[0]), "n_real": n, "seed": seed, "real_seed": real_seed,
+                              "stats_key": stats_key, "classifier": cf.name}
+    result["fid_classifier"] = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
+    what, names = COVERAGE_OF[ds]
+    cov = coverage(gen_preds[what], len(names))
+    result.update({"coverage_of": what, "class_names": list(names), **cov})
+    result.update(precision_recall(real_feats, gen_feats, k=3))
+
+    if conditional:
+        labels = torch.arange(n_gen) % int(run.trainer.num_classes)
+        got = []
+        for x in _rebatch(sample_batches(run.trainer, n_gen, seed, labels=labels), cf.batch_size):
+            tracker.check()
+            got.append(cf.features_and_predictions(x)[1][what])
+            tracker.advance(x.shape[0])
+        result["acgan_accuracy"] = conditional_accuracy(np.concatenate(got), labels.numpy())
+
+    if do_mig:
+        result.update(_mig_of_run(run, real, dev, tracker))
+
+    if inception:
+        gen_set = ImageSet(torch.cat(kept), 255.0, "generated")
+        ext = inception_extractor or get_extractor("inception", ds, dev, inception_weights)
+        if log is not None and dev.type == "cpu":
+            real_left = 0 if cached_or_none(ds, ext, n=n, seed=real_seed, split=split, data_dir=data_dir,
+                                            folder=cache_folder) else n
+            announce_estimate(ext, len(gen_set) + real_left, gen_set.image_shape, log, real_left)
+        tracker.add_work(len(gen_set))
+        ref_i = real_stats(ds, ext, n=n, seed=real_seed, split=split, data_dir=data_dir, tracker=tracker,
+                           folder=cache_folder)
+        mu_i, sigma_i = mean_and_cov(extract(ext, gen_set.batches(ext.batch_size), tracker))
+        result["fid_inception"] = frechet_distance(mu_i, sigma_i, ref_i.mu, ref_i.sigma)
+        result["stats_key_inception"] = ref_i.key_id
+
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    if record and run is not None:
+        _record(run, result)
+    if log is not None:
+        log(f"evaluated {result['n']:,} images in {format_seconds(result['seconds'])}")
+    return result
+
+
+def _mig_of_run(run: _Run, real: Any, dev: torch.device, tracker: Tracker) -> dict[str, Any]:
+    """MIG of a VAE-family run's encoder means on the real dSprites images (and their factors)."""
+    from gm.metrics.mig import encode, mig, trainer_encoder
+
+    encoder = trainer_encoder(run.trainer)
+    if encoder is None:
+        tracker.advance(len(real.images))
+        return {}
+    codes = encode(encoder, real.images.data.float() / real.images.max_value, dev, tracker=tracker)
+    out = mig(codes, real.dataset.factor_classes[real.indices].numpy(), tuple(real.dataset.factor_names))
+    return {"mig": out["mig"], "mig_per_factor": out["per_factor"]}
+
+
+def _record(run: _Run, result: dict[str, Any]) -> None:
+    """One eval.jsonl line per number of an evaluate() result."""
+    key = result["stats_key"]
+    lines = [("fid", result["fid_classifier"], "classifier", key),
+             ("precision", result["precision"], "classifier", key),
+             ("recall", result["recall"], "classifier", key),
+             ("classes_covered", result["classes_covered"], "classifier", None),
+             ("kl_to_uniform", result["kl_to_uniform"], "classifier", None)]
+    if "acgan_accuracy" in result:
+        lines.append(("acgan_accuracy", result["acgan_accuracy"], "classifier", None))
+    if "mig" in result:
+        lines.append(("mig", result["mig"], "encoder", None))
+    if "fid_inception" in result:
+        lines.append(("fid", result["fid_inception"], "inception", result["stats_key_inception"]))
+    now = _now()
+    for metric, value, features, stats_key in lines:
+        run.run.append_eval({"step": run.step, "metric": metric, "value": value, "n": result["n"],
+                             "features": features, "stats_key": stats_key, "time": now, "seed": result["seed"]})
