@@ -14,7 +14,8 @@ EXIT_USER_ERROR = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one clear line, exit 2 (argparse's own convention)
-        raise GMError(f"{message} (see `python -m gm {self.prog.split()[-1]} --help`).")
+        command = " ".join(self.prog.split()[3:])  # prog is "python -m gm [command]"
+        raise GMError(f"{message} (see `python -m gm {command + ' ' if command else ''}--help`).")
 
 
 def _add_length(p: argparse.ArgumentParser) -> None:
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m gm", description="gm: train, sample and measure image generative models.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
-    sub.add_parser("models", help="list the models")
+    m = sub.add_parser("models", help="list the models")
+    m.add_argument("--keys", action="store_true", help="also list each model's --set keys with defaults")
 
     t = sub.add_parser("train", help="train a model in the foreground")
     t.add_argument("model")
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="run name (default <model>-<date>-<time>)")
     t.add_argument("--data-dir", help="dataset folder (default $GM_DATA_DIR or ~/.cache/gm/data)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable); `models --verbose` lists the keys")
+                   help="override a config value (repeatable); `models --keys` lists each model's keys")
     t.add_argument("--preset", help="a named preset of the model (e.g. kl8, kl14 for controlvae)")
     t.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -48,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_length(r)
     r.add_argument("--device", help="override the run's device")
     r.add_argument("--data-dir")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a config value from here on (repeatable), e.g. a lower lr after divergence")
     r.add_argument("--quiet", action="store_true")
 
     s = sub.add_parser("sample", help="write a grid of samples from a run's latest checkpoint")
@@ -60,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("runs", help="list runs with status and step")
     ls.add_argument("--runs-dir")
+
+    from gm.metrics.cli import add_parsers as add_metrics_parsers
+    add_metrics_parsers(sub)  # stats, fid, eval
     return p
 
 
@@ -68,8 +75,15 @@ def cmd_models(args) -> int:
     width = max(len(n) for n in MODELS)
     for spec in MODELS.values():
         print(f"{spec.name:<{width}}  {spec.dataset:<8}  {spec.blurb}")
+        pad = f"{'':<{width}}  {'':<8}  "
         for preset, values in spec.presets:
-            print(f"{'':<{width}}  {'':<8}  preset {preset}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+            print(pad + f"preset {preset}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        if spec.cpu_note:
+            print(pad + spec.cpu_note)
+        if getattr(args, "keys", False):
+            from gm.config import describe
+            for f in describe(spec.config_cls):
+                print(pad + f"  {f['name']}={f['default']}  ({f['type']}) {f['help']}")
     return 0
 
 
@@ -98,13 +112,12 @@ class _ProgressPrinter:
         sys.stderr.flush()
 
 
-def _finish(session, status: str, quiet: bool) -> int:
+def _finish(job, quiet: bool) -> int:
     if not quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
-    state = session.run.read_state()
-    print(f"{status}: {session.run.path} at step {state.get('step')}")
-    if status in ("failed", "diverged"):
-        print(state.get("error", ""), file=sys.stderr)
+    print(f"{job.status}: {job.run_dir} at step {job.step}")
+    if job.status in ("failed", "diverged"):
+        print(job.error or "", file=sys.stderr)
         return 1
     return 0
 
@@ -113,7 +126,7 @@ def cmd_train(args) -> int:
     from gm.config import from_dict, parse_overrides, to_dict
     from gm.registry import get_spec
     from gm.runs.folder import default_runs_dir
-    from gm.runs.loop import new_session, train
+    from gm.runs.jobs import JobManager, run_foreground
 
     spec = get_spec(args.model)
     values = {}
@@ -129,22 +142,26 @@ def cmd_train(args) -> int:
     if args.seed is not None:
         values["seed"] = args.seed
     config = from_dict(spec.config_cls, {**to_dict(spec.config_cls()), **values}, model=spec.name)
-    session = new_session(spec.name, config, runs_dir=args.runs_dir or default_runs_dir(), name=args.name,
-                          device=args.device, data_dir=args.data_dir, steps=args.steps, epochs=args.epochs)
-    print(f"run: {session.run.path}  ({session.total_steps} steps on {session.device})", file=sys.stderr)
-    status = train(session, on_progress=_ProgressPrinter(args.quiet))
-    return _finish(session, status, args.quiet)
+    # The same job machinery as the app, in the foreground: Ctrl-C or SIGTERM = stop (checkpoint).
+    with JobManager() as manager:
+        job = manager.start_run(spec.name, config, runs_dir=args.runs_dir or default_runs_dir(),
+                                name=args.name, device=args.device, data_dir=args.data_dir,
+                                steps=args.steps, epochs=args.epochs,
+                                on_progress=_ProgressPrinter(args.quiet))
+        print(f"run: {job.run_dir}  ({job.total_steps} steps on {job.device})", file=sys.stderr)
+        return _finish(run_foreground(manager, job.key), args.quiet)
 
 
 def cmd_resume(args) -> int:
-    from gm.runs.loop import open_session, train
+    from gm.config import parse_overrides
+    from gm.runs.jobs import JobManager, run_foreground
 
-    session = open_session(args.run_dir, steps=args.steps, epochs=args.epochs, device=args.device,
-                           data_dir=args.data_dir)
-    print(f"resuming {session.run.path} at step {session.trainer.step} -> {session.total_steps}",
-          file=sys.stderr)
-    status = train(session, on_progress=_ProgressPrinter(args.quiet))
-    return _finish(session, status, args.quiet)
+    with JobManager() as manager:
+        job = manager.resume_run(args.run_dir, steps=args.steps, epochs=args.epochs, device=args.device,
+                                 data_dir=args.data_dir, overrides=parse_overrides(args.set),
+                                 on_progress=_ProgressPrinter(args.quiet))
+        print(f"resuming {job.run_dir} at step {job.step} -> {job.total_steps}", file=sys.stderr)
+        return _finish(run_foreground(manager, job.key), args.quiet)
 
 
 def cmd_sample(args) -> int:
@@ -167,6 +184,7 @@ def cmd_sample(args) -> int:
 
 def cmd_runs(args) -> int:
     from gm.runs.folder import default_runs_dir, list_runs
+    from gm.runs.jobs import host_id, owner_pid
 
     runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     runs = list_runs(runs_dir)
@@ -180,6 +198,9 @@ def cmd_runs(args) -> int:
         except GMError:
             cfg = {}
         st = run.read_state()
+        if st.get("status") in ("queued", "running", "paused") and st.get("pid") is not None \
+                and owner_pid(st) is None and st.get("host") == host_id():
+            st["status"] = "interrupted"  # its process died (kill -9, crash): resume it
         total = st.get("total_steps")
         rows.append((run.name, cfg.get("model", "?"), st.get("status", "?"),
                      f"{st.get('step', 0)}/{total}" if total else str(st.get("step", 0)),
@@ -192,6 +213,10 @@ def cmd_runs(args) -> int:
 
 COMMANDS = {"models": cmd_models, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
             "runs": cmd_runs}
+
+from gm.metrics.cli import COMMANDS as _METRICS_COMMANDS  # noqa: E402  (stats, fid, eval)
+
+COMMANDS.update(_METRICS_COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-# Two cores: keep each test process from oversubscribing them.
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread per test process: tiny convolutions gain nothing from two, and on a busy 2-core box
+# two threads contending made them up to 40x slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -122,8 +122,14 @@ def run_config(model: str, config: Any, device: str, data_dir: str | None, datas
             "created": _dt.datetime.now().isoformat(timespec="seconds")}
 
 
-def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int) -> int:
-    return max(1, math.ceil(epochs * (dataset_size // batch_size)))
+def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int, batches_per_step: int = 1) -> int:
+    """Steps that make `epochs` passes over the data (a WGAN step eats n_critic real batches)."""
+    return max(1, math.ceil(epochs * (dataset_size // batch_size) / max(1, batches_per_step)))
+
+
+def _batches_per_step(config: Any) -> int:
+    # Trainers with critic iterations take n_critic real batches per step (see batches_per_step()).
+    return int(getattr(config, "n_critic", 1) or 1)
 
 
 def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
@@ -137,7 +143,7 @@ def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, de
     spec = get_spec(model)
     dev = resolve_device(device)
     dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
-    total = _total_steps(steps, epochs, len(dataset), config.batch_size)
+    total = _total_steps(steps, epochs, len(dataset), config.batch_size, _batches_per_step(config))
     if config.batch_size > len(dataset):
         raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
     run = RunFolder.create(runs_dir, name, run_config(model, config, device, data_dir, dataset))
@@ -157,7 +163,7 @@ def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, d
     return _build(run, spec, config, dataset, dev, total)
 
 
-def _total_steps(steps: int | None, epochs: float | None, n: int, batch: int) -> int:
+def _total_steps(steps: int | None, epochs: float | None, n: int, batch: int, per_step: int = 1) -> int:
     if steps is not None and epochs is not None:
         raise GMError("Give either --steps or --epochs, not both.")
     if steps is not None:
@@ -167,8 +173,8 @@ def _total_steps(steps: int | None, epochs: float | None, n: int, batch: int) ->
     if epochs is not None:
         if epochs <= 0:
             raise GMError(f"--epochs must be positive; got {epochs}.")
-        return steps_for_epochs(epochs, n, batch)
-    return steps_for_epochs(1, n, batch)
+        return steps_for_epochs(epochs, n, batch, per_step)
+    return steps_for_epochs(1, n, batch, per_step)
 
 
 def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int) -> Session:
@@ -212,7 +218,8 @@ def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
     start = found[0] if found else 0
     prior_total = int(state.get("total_steps") or 0)
     if steps is not None or epochs is not None:
-        total = start + _total_steps(steps, epochs, len(dataset), config.batch_size)
+        total = start + _total_steps(steps, epochs, len(dataset), config.batch_size,
+                                     _batches_per_step(config))
     elif prior_total > start:
         total = prior_total
     else:
@@ -349,6 +356,19 @@ def checkpoint(session: Session) -> None:
 def save_samples(session: Session) -> None:
     images, nrow = session.trainer.sample_grid()
     save_png(session.run.samples_dir / f"step-{session.trainer.step}.png", make_grid(images, nrow))
+
+
+def _ended_epoch(batcher: Batcher, epoch_before: int, drawn: int) -> bool:
+    """Did this step finish an epoch? (one sample grid per epoch: early / middle / final grids)
+
+    An epoch ends when its last full batch is drawn (position reaches the end). A step that draws
+    several batches (critic iterations) can also cross the boundary midway: then the epoch changed
+    and fewer than `drawn` images were drawn in the new one. A step whose very first draw starts
+    the new epoch crossed nothing new: the previous step already ended that epoch.
+    """
+    if batcher.position >= batcher.batches_per_epoch * batcher.batch_size:
+        return True
+    return batcher.epoch != epoch_before and batcher.position < drawn
 
 
 def _draw(batcher: Batcher, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -517,8 +537,7 @@ def train(session: Session, control: Control | None = None,
                 images_seen += images.shape[0]
                 if t.step % cfg.log_every == 0:
                     flush()
-                epoch_done = session.batcher.position >= session.batcher.batches_per_epoch * cfg.batch_size
-                if t.step % cfg.sample_every == 0 or epoch_done or session.batcher.epoch != epoch_before:
+                if t.step % cfg.sample_every == 0 or _ended_epoch(session.batcher, epoch_before, images.shape[0]):
                     save_samples(session)  # at least once per epoch: early / middle / final grids
                 due = t.step % cfg.checkpoint_every == 0
                 if due or time.perf_counter() - last_ckpt_wall >= cfg.checkpoint_seconds:
