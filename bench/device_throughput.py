@@ -1,0 +1,63 @@
+"""Training throughput of every model on one device (CUDA when present), through gm's own loop.
+
+    python -m bench.device_throughput --device cuda --steps 60 [--full-ssgan]
+
+For each model: images/s of `train()` over `--steps` steps after a short warm-up run, at the
+registry's default width; with --full-ssgan also SSGAN at the paper's width (width=1). Prints one
+table; absolute numbers only (the same-process reference comparisons live in the other benches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+from gm.config import with_overrides
+from gm.registry import MODELS, get_spec
+from gm.runs.loop import new_session, train
+
+
+def measure(model: str, device: str, steps: int, overrides: dict[str, str], runs_dir: str) -> float:
+    spec = get_spec(model)
+    cfg = with_overrides(spec.config_cls(), {"log_every": "20", "sample_every": "100000",
+                                             "checkpoint_every": "100000", **overrides}, model=model)
+    warm = new_session(model, cfg, runs_dir=runs_dir, device=device, steps=5)
+    train(warm)
+    session = new_session(model, cfg, runs_dir=runs_dir, device=device, steps=steps)
+    if session.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    status = train(session)
+    if session.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    assert status == "finished", status
+    images = steps * session.trainer.images_per_step()
+    return images / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--full-ssgan", action="store_true")
+    args = parser.parse_args()
+    runs = tempfile.mkdtemp(prefix="gm-device-bench-")
+    rows = []
+    for name in MODELS:
+        rows.append((name, "default", measure(name, args.device, args.steps, {}, runs)))
+        print(f"{rows[-1][0]:<12} {rows[-1][1]:<8} {rows[-1][2]:10.0f} img/s", flush=True)
+    if args.full_ssgan:
+        rows.append(("ssgan", "width=1", measure("ssgan", args.device, args.steps, {"width": "1"}, runs)))
+        print(f"{'ssgan':<12} {'width=1':<8} {rows[-1][2]:10.0f} img/s", flush=True)
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    print(f"\n| model | width | images/s ({name}) |\n| --- | --- | --- |")
+    for model, width, ips in rows:
+        print(f"| {model} | {width} | {ips:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

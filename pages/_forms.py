@@ -1,0 +1,50 @@
+"""A Streamlit form generated from a config dataclass (gm.config.describe): one widget per field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from gm.config import TrainConfig, describe, fields_of
+
+
+def config_widgets(config_cls: type, values: dict[str, Any], key: str) -> dict[str, Any]:
+    """Render widgets for every UI field; returns {field: value}. Common training fields go last."""
+    common = {f.name for f in fields_of(TrainConfig)}
+    fields = [f for f in describe(config_cls) if f["ui"]]
+    out: dict[str, Any] = {}
+    model_fields = [f for f in fields if f["name"] not in common]
+    train_fields = [f for f in fields if f["name"] in common]
+    cols = st.columns(3)
+    for i, f in enumerate(model_fields):
+        with cols[i % 3]:
+            out[f["name"]] = _widget(f, values.get(f["name"], f["default"]), key)
+    with st.expander("Batching, logging and checkpoints"):
+        cols = st.columns(3)
+        for i, f in enumerate(train_fields):
+            with cols[i % 3]:
+                out[f["name"]] = _widget(f, values.get(f["name"], f["default"]), key)
+    return out
+
+
+def _widget(f: dict[str, Any], value: Any, key: str) -> Any:
+    label, help_text, wkey = f["name"], f["help"], f"{key}.{f['name']}"
+    if f["choices"]:
+        choices = list(f["choices"])
+        return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0,
+                            help=help_text, key=wkey)
+    if f["type"] == "bool":
+        return st.checkbox(label, value=bool(value), help=help_text, key=wkey)
+    if f["type"] == "int":
+        return int(st.number_input(label, value=int(value), step=1, help=help_text, key=wkey,
+                                   min_value=int(f["min"]) if f["min"] is not None else None,
+                                   max_value=int(f["max"]) if f["max"] is not None else None))
+    if f["type"] == "float":
+        small = value != 0 and abs(value) < 1e-2
+        return float(st.number_input(label, value=float(value), help=help_text, key=wkey,
+                                     format="%.2e" if small else "%g",
+                                     step=float(value) / 10 if small else None,
+                                     min_value=float(f["min"]) if f["min"] is not None else None,
+                                     max_value=float(f["max"]) if f["max"] is not None else None))
+    return st.text_input(label, value=str(value), help=help_text, key=wkey)
