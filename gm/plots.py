@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from gm.runs.reader import scalar_keys
+
 # (title, metric keys, reference-line key) per model family, in display order.
 CHARTS: dict[str, list[tuple[str, tuple[str, ...], str | None]]] = {
     "vae": [
@@ -43,15 +45,6 @@ def charts_for(family: str, records: Sequence[dict[str, Any]]) -> list[tuple[str
     present = set().union(*(r.keys() for r in records[-50:])) if records else set()
     return [(t, tuple(k for k in keys if k in present), ref) for t, keys, ref in CHARTS.get(family, [])
             if any(k in present for k in keys)]
-
-
-def scalar_keys(records: Sequence[dict[str, Any]]) -> list[str]:
-    keys: dict[str, None] = {}
-    for r in records[-50:]:
-        for k, v in r.items():
-            if k not in ("step", "epoch", "time") and isinstance(v, (int, float)):
-                keys[k] = None
-    return list(keys)
 
 
 def ema(values: Sequence[float], weight: float) -> np.ndarray:
