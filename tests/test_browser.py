@@ -139,6 +139,13 @@ def test_train_monitor_explore(server, page):
         _goto(page, server, name)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
+    # Streamlit follows the system theme: the same page in dark mode.
+    page.emulate_media(color_scheme="dark")
+    _goto(page, server, "monitor")
+    page.wait_for_selector(".js-plotly-plot")
+    page.screenshot(path=str(ARTIFACTS / "monitor-dark.png"), full_page=True)
+    page.emulate_media(color_scheme="light")
+
     _goto(page, server, "train")
     stop = page.get_by_role("button", name="Stop")
     if stop.count():
