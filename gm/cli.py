@@ -65,6 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("runs", help="list runs with status and step")
     ls.add_argument("--runs-dir")
 
+    pu = sub.add_parser("push", help="upload a run (safetensors weights, config, model card) to the Hugging Face Hub")
+    pu.add_argument("run_dir")
+    pu.add_argument("repo_id", help="owner/name on the Hub")
+    pu.add_argument("--private", action="store_true")
+    pu.add_argument("--no-metrics", action="store_true", help="leave out metrics.jsonl (the training log)")
+    pu.add_argument("--token", help="Hub token with write access (default $HF_TOKEN); never stored")
+
+    pl = sub.add_parser("pull", help="download a gm model from the Hub into the runs dir as a run folder")
+    pl.add_argument("repo_id", help="owner/name on the Hub")
+    pl.add_argument("--revision", help="branch, tag or commit")
+    pl.add_argument("--runs-dir")
+    pl.add_argument("--name", help="run name (default owner--name)")
+    pl.add_argument("--token", help="Hub token for private repos (default $HF_TOKEN); never stored")
+
     from gm.metrics.cli import add_parsers as add_metrics_parsers
     add_metrics_parsers(sub)  # stats, fid, eval
     return p
@@ -211,8 +225,21 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from gm.hub import push
+    print(push(args.run_dir, args.repo_id, private=args.private, token=args.token,
+               include_metrics=not args.no_metrics))
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from gm.hub import pull
+    print(pull(args.repo_id, revision=args.revision, runs_dir=args.runs_dir, name=args.name, token=args.token))
+    return 0
+
+
 COMMANDS = {"models": cmd_models, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
-            "runs": cmd_runs}
+            "runs": cmd_runs, "push": cmd_push, "pull": cmd_pull}
 
 from gm.metrics.cli import COMMANDS as _METRICS_COMMANDS  # noqa: E402  (stats, fid, eval)
 

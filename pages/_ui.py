@@ -75,8 +75,36 @@ def runs_dir() -> Path:
     return default_runs_dir()
 
 
+DEMO_MAX_FID_N = 2000
+
+
+def demo_mode() -> bool:
+    """GM_DEMO=1 (the hosted demo's Docker image): CPU-safe limits."""
+    import os
+    return os.environ.get("GM_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fid_sizes() -> list[int]:
+    sizes = [500, 1000, 2000, 5000, 10000]
+    return [n for n in sizes if n <= DEMO_MAX_FID_N] if demo_mode() else sizes
+
+
+def pretrained_runs() -> list[RunFolder]:
+    from gm.pretrained import pretrained_runs as shipped
+    return shipped()
+
+
+def is_pretrained(run: RunFolder) -> bool:
+    from gm.pretrained import default_dir
+    try:
+        return run.path.resolve().parent == default_dir().resolve()
+    except OSError:
+        return False
+
+
 def all_runs() -> list[RunFolder]:
-    return list_runs(runs_dir())
+    """The shipped pretrained runs first, then the local runs (so the newest local run is the default)."""
+    return pretrained_runs() + list_runs(runs_dir())
 
 
 def run_label(run: RunFolder) -> str:
@@ -85,6 +113,8 @@ def run_label(run: RunFolder) -> str:
     except GMError:
         return f"{run.name} (damaged)"
     state = run.read_state()
+    if is_pretrained(run):
+        return f"pretrained · {cfg.get('model', '?')}"
     return f"{run.name} · {cfg.get('model', '?')} · {state.get('status', '?')}"
 
 
@@ -98,6 +128,9 @@ def sidebar() -> None:
             st.session_state.pop("run", None)
             return
         paths = [str(r.path) for r in runs]
+        pending = st.session_state.pop("run_pending", None)  # set before a rerun (e.g. a Hub pull)
+        if pending in paths:
+            st.session_state["run"] = pending
         if st.session_state.get("run") not in paths:
             st.session_state["run"] = paths[-1]
         labels = {str(r.path): run_label(r) for r in runs}
@@ -113,7 +146,17 @@ def current_run() -> RunFolder | None:
 
 
 def select_run(path: str | Path) -> None:
-    st.session_state["run"] = str(path)
+    """Make `path` the current run from the next script run on (callers rerun or switch page): the
+    sidebar's picker owns the key `run` once drawn, so the choice waits in `run_pending`."""
+    st.session_state["run_pending"] = str(path)
+
+
+def weights_only(run: RunFolder) -> bool:
+    """Pretrained and Hub-pulled runs: weights without optimizer state, so they cannot be resumed."""
+    try:
+        return bool(run.read_config().get("weights_only"))
+    except GMError:
+        return False
 
 
 def is_active(run: RunFolder) -> bool:

@@ -84,7 +84,7 @@ if submitted:
 
 # ---- resume ----------------------------------------------------------------------------------
 st.subheader("Resume a run")
-resumable = [r for r in ui.all_runs() if not ui.is_active(r)
+resumable = [r for r in ui.all_runs() if not ui.is_active(r) and not ui.weights_only(r)
              and r.read_state().get("status") not in ("running", "queued")]
 if not resumable:
     st.caption("No stopped, paused or finished runs to resume.")

@@ -206,6 +206,9 @@ def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
     """Check that a run can be resumed (config, overrides, device, length); raises GMError if not."""
     run = RunFolder.open(path)
     cfg = run.read_config()
+    if cfg.get("weights_only"):  # shipped pretrained runs and Hub pulls carry no optimizer state
+        raise GMError(f"Run '{run.name}' holds weights only (pretrained or from the Hub) and cannot be "
+                      f"resumed; train a new run of {cfg.get('model', 'this model')} instead.")
     spec = get_spec(cfg.get("model", "?"))
     values = dict(cfg.get("config", {}))
     values.update(overrides or {})

@@ -1,0 +1,73 @@
+"""The shipped pretrained runs (checkpoints/pretrained/<model>/): each loads and samples like a local
+run, and the app's Home shows a grid for every model on a fresh clone with no runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from gm.registry import model_names
+from gm.runs.loop import load_for_inference
+from tests.conftest import REPO
+
+SHIPPED = REPO / "checkpoints" / "pretrained"
+
+
+@pytest.mark.parametrize("model", model_names())
+def test_pretrained_loads_and_samples(model):
+    folder = SHIPPED / model
+    if not (folder / "config.json").is_file():
+        pytest.skip(f"no shipped pretrained weights for {model} ({folder} absent; "
+                    f"`python -m gm.pretrained build --models {model}` makes them)")
+    trainer, run = load_for_inference(folder, "cpu")
+    assert run.read_config()["model"] == model and run.read_state()["status"] == "finished"
+    images = trainer.sample(4, seed=0)
+    assert images.shape[0] == 4 and torch.isfinite(images).all()
+    assert images.float().std() > 0.01  # not a blank canvas
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["steps"] > 0 and summary["fid_classifier"] >= 0 and "classes_covered" in summary
+    assert (folder / "samples.png").is_file() and run.sample_grids()
+    weights = next((folder / "checkpoints").glob("step-*/model.safetensors"))
+    from safetensors.torch import load_file
+    assert {v.dtype for v in load_file(str(weights)).values()} <= {torch.float16, torch.int64}
+
+
+def test_pretrained_folder_is_small():
+    if not SHIPPED.is_dir():
+        pytest.skip("no checkpoints/pretrained in this checkout")
+    size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
+    assert size < 31e6, f"checkpoints/pretrained is {size / 1e6:.1f} MB"
+
+
+def test_home_shows_every_pretrained_model_without_runs(tmp_path, monkeypatch):
+    present = [m for m in model_names() if (SHIPPED / m / "samples.png").is_file()]
+    if not present:
+        pytest.skip("no shipped pretrained weights in this checkout")
+    monkeypatch.setenv("GM_PRETRAINED_DIR", str(SHIPPED))
+    monkeypatch.setenv("GM_RUNS_DIR", str(tmp_path / "empty-runs"))
+    try:
+        at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        captions = [c for el in at.get("image") for c in [img.caption for img in el.proto.imgs]]
+        assert sum(c.startswith("pretrained, step") for c in captions) == len(present)
+        assert at.selectbox[0].format_func(at.selectbox[0].value).startswith("pretrained · ")
+        assert any("No runs yet" in i.value for i in at.info)
+    finally:
+        from pages import _ui
+        _ui.manager().shutdown(timeout=60)
+        st.cache_resource.clear()
+
+
+def test_pretrained_runs_do_not_resume():
+    folder = next((SHIPPED / m for m in model_names() if (SHIPPED / m / "config.json").is_file()), None)
+    if folder is None:
+        pytest.skip("no shipped pretrained weights in this checkout")
+    from gm.errors import GMError
+    from gm.runs.loop import plan_resume
+    with pytest.raises(GMError, match="weights only"):
+        plan_resume(folder, steps=10)
