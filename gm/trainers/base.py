@@ -9,6 +9,7 @@ exactly (weights, optimizer state, RNG, counters) round-trips through ``state_di
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from gm.data.base import ImageDataset
 
 
-class Trainer:
+class Trainer(ABC):
     family: str = ""                      # "vae" | "gan"
     image_range: str = "unit"             # "unit" = [0, 1] (VAE), "signed" = [-1, 1] (GANs)
     grid_shape: tuple[int, int] = (10, 10)  # rows, cols of the saved sample grid
@@ -34,20 +35,22 @@ class Trainer:
         self.noise.manual_seed(config.seed + 1)
         self.step = 0
 
-    # ---- to implement ---------------------------------------------------------------------
+    # ---- what each family implements -----------------------------------------------------------
+    @abstractmethod
     def modules(self) -> dict[str, nn.Module]:
-        raise NotImplementedError
+        """The networks, by the name their weights are saved under (e.g. "generator")."""
 
+    @abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError
+        """The optimizers, by name (their state is checkpointed)."""
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    @abstractmethod
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
+        """One optimisation step on a uint8 batch; metrics as detached tensors (or floats)."""
 
-    @torch.no_grad()
+    @abstractmethod
     def sample(self, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n images in [0, 1] (N x C x H x W), reproducible for a given seed."""
-        raise NotImplementedError
+        """n images in [0, 1] (N x C x H x W), reproducible for a given seed (run under no_grad)."""
 
     # ---- shared -------------------------------------------------------------------------------
     def batches_per_step(self) -> int:
@@ -65,8 +68,8 @@ class Trainer:
         """Anything else a subclass must carry across a resume (controller, counters)."""
         return {}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Restore what extra_state() saved; families without extra state keep this no-op."""
 
     def weights(self) -> dict[str, torch.Tensor]:
         return {f"{name}.{k}": v for name, m in self.modules().items() for k, v in m.state_dict().items()}
