@@ -7,6 +7,7 @@ batch(es). Metrics come back as detached 0-d tensors, so the loop syncs once per
 from __future__ import annotations
 
 import contextlib
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -65,8 +66,9 @@ class AdversarialTrainer(Trainer):
         self.opt_g, self.opt_d = self.build_optimizers()
 
     # ---- what subclasses choose ---------------------------------------------------------------
+    @abstractmethod
     def build_networks(self) -> tuple[nn.Module, nn.Module]:
-        raise NotImplementedError
+        """(generator, discriminator) of this model, built from self.config."""
 
     def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         c = self.config
