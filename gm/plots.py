@@ -16,35 +16,38 @@ import plotly.graph_objects as go
 
 from gm.runs.reader import scalar_keys
 
-# (title, metric keys, reference-line key) per model family, in display order.
+# (chart id, metric keys, reference-line key) per model family, in display order. Titles live in the
+# language catalogs under [chart] (gm/i18n/*.toml).
 CHARTS: dict[str, list[tuple[str, tuple[str, ...], str | None]]] = {
     "vae": [
-        ("KL divergence (nats)", ("kl",), "kl_target"),
-        ("β", ("beta",), None),
-        ("Controller terms", ("p_term", "i_term"), None),
-        ("Reconstruction (Bernoulli NLL)", ("recon",), None),
-        ("Total loss", ("loss",), None),
+        ("kl", ("kl",), "kl_target"),
+        ("beta", ("beta",), None),
+        ("controller", ("p_term", "i_term"), None),
+        ("recon", ("recon",), None),
+        ("loss", ("loss",), None),
     ],
     "gan": [
-        ("Discriminator and generator losses", ("d_loss", "g_loss"), None),
-        ("D(x) and D(G(z))", ("d_real", "d_fake"), None),
-        ("Wasserstein estimate", ("w_dist",), None),
-        ("Gradient penalty", ("gp",), None),
-        ("Rotation task", ("d_rot", "g_rot"), None),
-        ("Rotation accuracy", ("rot_acc",), None),
-        ("Class task", ("d_cls",), None),
-        ("Class accuracy", ("cls_acc",), None),
+        ("losses", ("d_loss", "g_loss"), None),
+        ("d_outputs", ("d_real", "d_fake"), None),
+        ("w_dist", ("w_dist",), None),
+        ("gp", ("gp",), None),
+        ("rotation", ("d_rot", "g_rot"), None),
+        ("rot_acc", ("rot_acc",), None),
+        ("class", ("d_cls",), None),
+        ("cls_acc", ("cls_acc",), None),
     ],
 }
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def charts_for(family: str, records: Sequence[dict[str, Any]]) -> list[tuple[str, tuple[str, ...], str | None]]:
-    """The charts that apply to a run: those with at least one of their keys logged."""
+def charts_for(family: str, records: Sequence[dict[str, Any]], lang: str = "en"
+               ) -> list[tuple[str, tuple[str, ...], str | None]]:
+    """The charts that apply to a run, (title, keys, reference): those with one of their keys logged."""
+    from gm.i18n import t
     present = set().union(*(r.keys() for r in records[-50:])) if records else set()
-    return [(t, tuple(k for k in keys if k in present), ref) for t, keys, ref in CHARTS.get(family, [])
-            if any(k in present for k in keys)]
+    return [(t(f"chart.{chart}", lang), tuple(k for k in keys if k in present), ref)
+            for chart, keys, ref in CHARTS.get(family, []) if any(k in present for k in keys)]
 
 
 def ema(values: Sequence[float], weight: float) -> np.ndarray:
@@ -106,7 +109,7 @@ def series(records: Sequence[dict[str, Any]], key: str, x_axis: str = "step") ->
 def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title: str = "",
                 smoothing: float = 0.6, log_y: bool = False, x_axis: str = "step",
                 reference: str | None = None, max_points: int = 2000, height: int = 300,
-                names: Sequence[str] | None = None) -> go.Figure:
+                names: Sequence[str] | None = None, reference_name: str = "set point") -> go.Figure:
     """One chart: each key smoothed (solid) over its raw curve (faint)."""
     fig = go.Figure()
     shown = []
@@ -127,7 +130,7 @@ def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title
         x, y = series(records, reference, x_axis)
         if len(x):
             xd, (yd,) = downsample(x, [y], max_points)
-            fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", name="set point",
+            fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", name=reference_name,
                                      line={"color": "#888", "dash": "dash", "width": 1.5}))
             shown.append(yd)
     fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
@@ -142,8 +145,10 @@ def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title
     return fig
 
 
-def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: str, **kwargs: Any) -> go.Figure:
-    """The same metric from several runs on one chart (e.g. KL at set points 8 and 14)."""
+def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: str, *,
+                   references: Sequence[tuple[str, float]] = (), **kwargs: Any) -> go.Figure:
+    """The same metric from several runs on one chart (e.g. KL at set points 8 and 14), with optional
+    horizontal reference lines (name, value) such as the set points themselves."""
     fig = go.Figure()
     shown = []
     smoothing = kwargs.get("smoothing", 0.6)
@@ -160,6 +165,11 @@ def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: st
                                      line={"color": color, "width": 1}, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=xd, y=sd, mode="lines", name=name, line={"color": color, "width": 2}))
         shown.append(yd)
+    xs = [x for tr in fig.data for x in (tr.x[0], tr.x[-1])] if fig.data else [0, 1]
+    for i, (name, value) in enumerate(references):
+        fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[value, value], mode="lines", name=name,
+                                 line={"color": PALETTE[i % len(PALETTE)], "dash": "dash", "width": 1.5}))
+        shown.append(np.array([value]))
     fig.update_layout(title={"text": kwargs.get("title", key), "font": {"size": 14}},
                       height=kwargs.get("height", 340), margin={"l": 10, "r": 10, "t": 36, "b": 10},
                       legend={"orientation": "h", "y": -0.2}, hovermode="x unified")
@@ -171,11 +181,12 @@ def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: st
     return fig
 
 
-def kl_dims_figure(kl_dims: Sequence[float], height: int = 260) -> go.Figure:
+def kl_dims_figure(kl_dims: Sequence[float], height: int = 260, lang: str = "en") -> go.Figure:
     """Per-dimension KL bars: dimensions with KL < 0.1 nats are marked inactive (collapsed)."""
+    from gm.i18n import t
     colors = ["#1f77b4" if v >= 0.1 else "#cccccc" for v in kl_dims]
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in range(len(kl_dims))], y=list(kl_dims), marker_color=colors))
-    fig.update_layout(title={"text": "KL per latent dimension (grey = inactive)", "font": {"size": 14}},
+    fig.update_layout(title={"text": t("chart.kl_dims", lang), "font": {"size": 14}},
                       height=height, margin={"l": 10, "r": 10, "t": 36, "b": 10})
     return fig
 

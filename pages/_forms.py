@@ -6,7 +6,9 @@ from typing import Any
 
 import streamlit as st
 
+from gm import i18n
 from gm.config import TrainConfig, describe, fields_of
+from pages._ui import lang, t
 
 
 def config_widgets(config_cls: type, values: dict[str, Any], key: str) -> dict[str, Any]:
@@ -20,7 +22,7 @@ def config_widgets(config_cls: type, values: dict[str, Any], key: str) -> dict[s
     for i, f in enumerate(model_fields):
         with cols[i % 3]:
             out[f["name"]] = _widget(f, values.get(f["name"], f["default"]), key)
-    with st.expander("Batching, logging and checkpoints"):
+    with st.expander(t("train.common_settings")):
         cols = st.columns(3)
         for i, f in enumerate(train_fields):
             with cols[i % 3]:
@@ -28,8 +30,14 @@ def config_widgets(config_cls: type, values: dict[str, Any], key: str) -> dict[s
     return out
 
 
+def field_help(name: str, english: str) -> str:
+    """A config field's help text: the dataclass's English, or its translation under [config] in the
+    language's catalog (the field names themselves are code and stay as they are)."""
+    return i18n.catalog(lang()).get(f"config.{name}", english)
+
+
 def _widget(f: dict[str, Any], value: Any, key: str) -> Any:
-    label, help_text, wkey = f["name"], f["help"], f"{key}.{f['name']}"
+    label, help_text, wkey = f["name"], field_help(f["name"], f["help"]), f"{key}.{f['name']}"
     if f["choices"]:
         choices = list(f["choices"])
         return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from gm import i18n
 from gm.errors import GMError
 from gm.images import to_png_bytes
 from gm.runs.folder import RunFolder, default_runs_dir, list_runs
@@ -21,22 +22,83 @@ POLL_SECONDS = 1.5
 
 
 PAGES = [
-    ("pages/home.py", "Home", ":material/home:"),
-    ("pages/train.py", "Train", ":material/model_training:"),
-    ("pages/monitor.py", "Monitor", ":material/monitoring:"),
-    ("pages/explore.py", "Explore", ":material/tune:"),
-    ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
-    ("pages/compare.py", "Compare", ":material/compare_arrows:"),
+    ("pages/home.py", "home", ":material/home:"),
+    ("pages/walkthrough.py", "walkthrough", ":material/school:"),
+    ("pages/train.py", "train", ":material/model_training:"),
+    ("pages/monitor.py", "monitor", ":material/monitoring:"),
+    ("pages/explore.py", "explore", ":material/tune:"),
+    ("pages/evaluate.py", "evaluate", ":material/analytics:"),
+    ("pages/compare.py", "compare", ":material/compare_arrows:"),
 ]
+
+
+# ---- language -------------------------------------------------------------------------------------
+def lang() -> str:
+    """The interface language: the sidebar switch (session state), else ?lang= in the URL, else English."""
+    chosen = st.session_state.get("lang") or st.query_params.get("lang") or i18n.DEFAULT_LANGUAGE
+    return i18n.check_language(chosen)
+
+
+def t(key: str, **values: Any) -> str:
+    """A catalog string (gm/i18n/<lang>.toml) in the current language, placeholders filled."""
+    return i18n.t(key, lang(), **values)
+
+
+def n(value: float | int, spec: str = "") -> str:
+    """A number in the current language's digits (۱۲٫۵ in Persian)."""
+    return i18n.number(value, lang(), spec)
+
+
+# Right to left for Persian text; maths, code, charts, tables and sliders stay left to right.
+_RTL_CSS = """
+[data-testid="stMain"] .stMarkdown, [data-testid="stMain"] [data-testid="stHeading"],
+[data-testid="stMain"] [data-testid="stCaptionContainer"], [data-testid="stAlert"],
+[data-testid="stWidgetLabel"], [data-testid="stExpander"] summary, [data-testid="stMetricLabel"],
+[data-testid="stSidebar"] .stMarkdown, [data-testid="stSidebarNav"], [data-testid="stSidebarNavItems"],
+[data-testid="stImageCaption"], [data-testid="stCaption"], .stTabs [role="tab"], [data-testid="stToast"],
+[data-testid="stMarkdownContainer"] {
+  direction: rtl; text-align: right; font-family: 'Vazirmatn', Tahoma, 'Noto Naskh Arabic', sans-serif;
+}
+.katex, .katex-display, code, pre, [data-testid="stCode"], .js-plotly-plot, [data-testid="stDataFrame"],
+[data-testid="stSlider"], [data-testid="stLatex"] {
+  direction: ltr; unicode-bidi: isolate;
+}
+[data-testid="stMarkdownContainer"] li { text-align: right; }
+"""
+
+
+def apply_language_style() -> None:
+    """Pixel-crisp images always; for a right-to-left language also its direction and font."""
+    # Sample grids are tiny (28x28, 64x64 per image): scale them up with hard pixel edges, never blur.
+    css = "img { image-rendering: pixelated; }"
+    if i18n.is_rtl(lang()):
+        css = i18n.font_face_css(lang()) + _RTL_CSS + css
+    st.html(f"<style>{css}</style>")
+
+
+def language_switch() -> None:
+    options = list(i18n.LANGUAGES)
+    if st.session_state.get("lang") not in options:
+        st.session_state["lang"] = lang()
+    st.segmented_control("Language · زبان", options, key="lang", format_func=i18n.LANGUAGES.get,
+                         selection_mode="single", on_change=_remember_language)
+
+
+def _remember_language() -> None:
+    # Keep the choice in the URL too, so a shared or reloaded link opens in the same language.
+    if st.session_state.get("lang"):
+        st.query_params["lang"] = st.session_state["lang"]
+    else:  # a second click on the selected option clears a segmented control: keep the language
+        st.session_state["lang"] = st.query_params.get("lang") or i18n.DEFAULT_LANGUAGE
 
 
 def run_app() -> None:
     """The whole app: page config, navigation over pages/, the shared sidebar, the chosen page."""
     st.set_page_config(page_title="gm — generative models lab", page_icon="🧪", layout="wide")
-    # Sample grids are tiny (28x28, 64x64 per image): scale them up with hard pixel edges, never blur.
-    st.html("<style>img { image-rendering: pixelated; }</style>")
-    navigation = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
-                                for i, (path, title, icon) in enumerate(PAGES)])
+    apply_language_style()
+    navigation = st.navigation([st.Page(path, title=t(f"nav.{name}"), icon=icon, default=i == 0,
+                                        url_path=name if i else None)
+                                for i, (path, name, icon) in enumerate(PAGES)])
     sidebar()
     navigation.run()
 
@@ -111,20 +173,22 @@ def run_label(run: RunFolder) -> str:
     try:
         cfg = run.read_config()
     except GMError:
-        return f"{run.name} (damaged)"
+        return f"{run.name} ({t('app.damaged')})"
     state = run.read_state()
     if is_pretrained(run):
-        return f"pretrained · {cfg.get('model', '?')}"
-    return f"{run.name} · {cfg.get('model', '?')} · {state.get('status', '?')}"
+        return f"{t('app.pretrained')} · {run.name}"
+    return f"{run.name} · {cfg.get('model', '?')} · {t('status.' + str(state.get('status', '?')))}"
 
 
 def sidebar() -> None:
-    """The run picker, shared by every page (key `run` holds the chosen run folder's path)."""
+    """The language switch and the run picker, shared by every page (key `run` holds the chosen run
+    folder's path, key `lang` the language)."""
     runs = all_runs()
     with st.sidebar:
-        st.markdown("### Run")
+        language_switch()
+        st.markdown(f"### {t('app.run')}")
         if not runs:
-            st.caption("No runs yet: start one on the Train page.")
+            st.caption(t("app.no_runs"))
             st.session_state.pop("run", None)
             return
         paths = [str(r.path) for r in runs]
@@ -134,7 +198,7 @@ def sidebar() -> None:
         if st.session_state.get("run") not in paths:
             st.session_state["run"] = paths[-1]
         labels = {str(r.path): run_label(r) for r in runs}
-        st.selectbox("Current run", paths, key="run", format_func=lambda p: labels.get(p, p),
+        st.selectbox(t("app.current_run"), paths, key="run", format_func=lambda p: labels.get(p, p),
                      label_visibility="collapsed")
 
 

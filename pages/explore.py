@@ -7,17 +7,18 @@ from gm.images import make_grid
 from pages import _ui as ui
 
 ui.entered_through_app()
+t = ui.t
 
-st.title("Explore the latent space")
+st.title(t("explore.title"))
 run = ui.current_run()
 if run is None:
-    st.info("No run selected. Train a model (or pick a run in the sidebar) to explore it.")
+    st.info(t("explore.no_run"))
     st.stop()
 
 from gm.runs.checkpoint import latest_checkpoint  # noqa: E402
 
 if latest_checkpoint(run.checkpoints_dir) is None and ui.is_active(run):
-    st.info(f"'{run.name}' is training and has no checkpoint yet; this page opens as soon as it does.")
+    st.info(t("explore.waiting", name=run.name))
 
     @st.fragment(run_every=ui.POLL_SECONDS)
     def wait_for_checkpoint() -> None:
@@ -35,10 +36,10 @@ except Exception as exc:  # GMError: no checkpoint yet / damaged run
     st.stop()
 
 family = cfg.get("family", "vae")
-st.caption(f"{run.name} · {cfg.get('model')} · latest checkpoint")
+st.caption(t("explore.caption", name=run.name, model=cfg.get("model")))
 
 
-@st.cache_resource(show_spinner="Loading the dataset…", max_entries=2)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def dataset(name: str, data_dir: str | None):
     from gm.data import load_dataset
     return load_dataset(name, data_dir)
@@ -53,9 +54,9 @@ def explore_vae() -> None:
     d = trainer.vae.latent_dim
     order = vv.dims_by_kl(kl_dims) if kl_dims else list(range(d))
 
-    st.subheader("Encode an image, then drag its code")
+    st.subheader(t("explore.encode_heading"))
     c1, c2 = st.columns([1, 3])
-    index = int(c1.number_input("Image index", 0, len(data) - 1, 0, key=f"exp.idx.{run.name}"))
+    index = int(c1.number_input(t("explore.image_index"), 0, len(data) - 1, 0, key=f"exp.idx.{run.name}"))
     image = data.take(torch.tensor([index]))
     mu, _ = vv.encode(trainer, image)
 
@@ -66,26 +67,27 @@ def explore_vae() -> None:
         with left:
             for dim in order:
                 active = kl_dims is None or kl_dims[dim] >= 0.1
-                label = f"z{dim}" + (f" · KL {kl_dims[dim]:.2f}" if kl_dims else "") + ("" if active else " · inactive")
+                label = f"z{dim}" + (f" · KL {ui.n(kl_dims[dim], '.2f')}" if kl_dims else "") + \
+                    ("" if active else f" · {t('explore.inactive')}")
                 code[dim] = st.slider(label, -3.0, 3.0, float(np.clip(mu[0, dim], -3, 3)), 0.05,
                                       key=f"exp.z.{run.name}.{index}.{dim}")
         with right:
             original = make_grid(image.float() / data.max_value, 1, padding=0)
-            ui.show_image(original, "original", scale=4)
-            st.image(vv.decode_png(trainer, code, scale=4), caption="decoded from the sliders", output_format="PNG")
+            ui.show_image(original, t("explore.original"), scale=4)
+            st.image(vv.decode_png(trainer, code, scale=4), caption=t("explore.decoded"), output_format="PNG")
 
     with c2:
         sliders()
 
-    st.subheader("Latent traversal")
-    span = st.slider("Span (± standard deviations)", 1.0, 4.0, 2.5, 0.5, key="exp.span")
+    st.subheader(t("explore.traversal_heading"))
+    span = st.slider(t("explore.span"), 1.0, 4.0, 2.5, 0.5, key="exp.span")
     trav = vv.traversal(trainer, mu[0], kl_dims=kl_dims, span=span, steps=9)
-    ui.show_image(trav.grid(), "one row per dimension, highest KL first", scale=2)
+    ui.show_image(trav.grid(), t("explore.traversal_caption"), scale=2)
 
-    st.subheader("Interpolation between two images")
+    st.subheader(t("explore.interp_images"))
     c1, c2 = st.columns(2)
-    a = int(c1.number_input("From image", 0, len(data) - 1, 0, key="exp.ia"))
-    b = int(c2.number_input("To image", 0, len(data) - 1, len(data) // 2, key="exp.ib"))
+    a = int(c1.number_input(t("explore.from_image"), 0, len(data) - 1, 0, key="exp.ia"))
+    b = int(c2.number_input(t("explore.to_image"), 0, len(data) - 1, len(data) // 2, key="exp.ib"))
     za, _ = vv.encode(trainer, data.take(torch.tensor([a])))
     zb, _ = vv.encode(trainer, data.take(torch.tensor([b])))
     ui.show_image(vv.interpolation_grid(trainer, za[0], zb[0], steps=10), scale=2)
@@ -94,8 +96,8 @@ def explore_vae() -> None:
 def explore_gan() -> None:
     conditional = getattr(trainer, "uses_labels", False)
     c1, c2 = st.columns(2)
-    seed = int(c1.number_input("Seed", 0, 2**31 - 1, 0, key=f"exp.seed.{run.name}"))
-    label = int(c2.selectbox("Class", list(range(trainer.num_classes or 10)), key="exp.cls")) if conditional else None
+    seed = int(c1.number_input(t("explore.seed"), 0, 2**31 - 1, 0, key=f"exp.seed.{run.name}"))
+    label = int(c2.selectbox(t("explore.class"), list(range(trainer.num_classes or 10)), key="exp.cls")) if conditional else None
     dirs, sv = gan_views.principal_directions(trainer, k=5)
     z = gan_views.seed_latent(trainer, seed)
 
@@ -104,22 +106,22 @@ def explore_gan() -> None:
         left, right = st.columns([3, 2])
         code = z.clone()
         with left:
-            st.caption("Directions: principal axes of the generator's first layer on z (strongest first).")
+            st.caption(t("explore.directions"))
             for i in range(dirs.shape[0]):
-                a = st.slider(f"direction {i + 1} · σ {float(sv[i]):.2f}", -4.0, 4.0, 0.0, 0.1,
+                a = st.slider(t("explore.direction", i=i + 1, sigma=float(sv[i])), -4.0, 4.0, 0.0, 0.1,
                               key=f"exp.dir.{run.name}.{seed}.{i}")
                 code = code + a * dirs[i]
         with right:
             ui.show_image(make_grid(gan_views.generate(trainer, code, label), 1, padding=0),
-                          "generated", scale=6)
+                          t("explore.generated"), scale=6)
 
     sliders()
-    st.subheader("Sweeps along the directions")
+    st.subheader(t("explore.sweeps"))
     ui.show_image(gan_views.direction_grid(trainer, seed, k=5, label=label), scale=2)
-    st.subheader("Interpolation between two seeds (slerp)")
+    st.subheader(t("explore.interp_seeds"))
     c1, c2 = st.columns(2)
-    s0 = int(c1.number_input("From seed", 0, 2**31 - 1, seed, key="exp.s0"))
-    s1 = int(c2.number_input("To seed", 0, 2**31 - 1, seed + 1, key="exp.s1"))
+    s0 = int(c1.number_input(t("explore.from_seed"), 0, 2**31 - 1, seed, key="exp.s0"))
+    s1 = int(c2.number_input(t("explore.to_seed"), 0, 2**31 - 1, seed + 1, key="exp.s1"))
     ui.show_image(gan_views.interpolation_grid(trainer, s0, s1, steps=10, label=label), scale=2)
 
 

@@ -4,23 +4,17 @@ from gm.registry import MODELS
 from pages import _ui as ui
 
 ui.entered_through_app()
+t = ui.t
 
-st.title("gm — a lab for image generative models")
-st.markdown(
-    "Train a **VAE**, **β-VAE** or **ControlVAE** on dSprites and a **GAN**, **DCGAN**, **WGAN**, "
-    "**WGAN-GP**, **SSGAN** or **ACGAN** on MNIST; watch them learn live, play with their latent "
-    "space and measure them with FID."
-)
+st.title(t("home.title"))
+st.markdown(t("home.intro"))
 
-st.subheader("Start here")
-st.markdown(
-    "1. **Train** — pick a model and press *Start* (the defaults run on a laptop CPU).\n"
-    "2. **Monitor** — watch the losses and sample grids while it trains.\n"
-    "3. **Explore** — drag latent sliders, traverse and interpolate.\n"
-    "4. **Evaluate** — FID and mode coverage; **Compare** — runs side by side."
-)
+st.subheader(t("home.start_heading"))
+st.markdown(t("home.start_steps"))
+if st.button(t("home.open_walkthrough"), icon=":material/school:", key="home.walkthrough"):
+    st.switch_page("pages/walkthrough.py")
 
-st.subheader("Models")
+st.subheader(t("home.models_heading"))
 runs = ui.all_runs()  # shipped pretrained runs first: a local run of the same model replaces its grid
 latest_by_model = {}
 for run in runs:
@@ -32,17 +26,18 @@ cols = st.columns(3)
 for i, spec in enumerate(MODELS.values()):
     with cols[i % 3].container(border=True):
         st.markdown(f"**{spec.name}** · {spec.dataset}")
-        st.caption(spec.blurb)
+        st.caption(t(f"model.{spec.name}"))
         run = latest_by_model.get(spec.name)
         grids = run.sample_grids() if run else []
         if grids:
-            who = "pretrained" if ui.is_pretrained(run) else run.name
-            st.image(str(grids[-1][1]), caption=f"{who}, step {grids[-1][0]}", width="stretch", output_format="PNG")
+            who = t("app.pretrained") if ui.is_pretrained(run) else run.name
+            st.image(str(grids[-1][1]), caption=t("home.grid_caption", who=who, step=grids[-1][0]),
+                     width="stretch", output_format="PNG")
 
-st.subheader("Runs on this machine")
+st.subheader(t("home.runs_heading"))
 runs = [r for r in runs if not ui.is_pretrained(r)]
 if not runs:
-    st.info("No runs yet. Start one on the **Train** page.")
+    st.info(t("home.no_runs"))
 else:
     rows = []
     for run in runs:
@@ -51,37 +46,35 @@ else:
             model = run.read_config().get("model", "?")
         except Exception:
             model = "?"
-        rows.append({"run": run.name, "model": model, "status": state.get("status"),
-                     "step": state.get("step"), "of": state.get("total_steps"),
-                     "updated": state.get("updated")})
+        rows.append({t("home.col_run"): run.name, t("home.col_model"): model,
+                     t("home.col_status"): t(f"status.{state.get('status')}"), t("home.col_step"): state.get("step"),
+                     t("home.col_of"): state.get("total_steps"), t("home.col_updated"): state.get("updated")})
     st.dataframe(rows, hide_index=True, width="stretch")
 
-st.subheader("Hugging Face Hub")
-st.caption("Weights travel as safetensors only (no pickle); configs are checked against the model before "
-           "anything is written. Offline, the shipped pretrained runs above still work.")
+st.subheader(t("home.hub_heading"))
+st.caption(t("home.hub_intro"))
 hub_pull, hub_push = st.columns(2)
 with hub_pull.form("hub.pull"):
-    st.markdown("**Load from Hub**")
-    repo = st.text_input("Repo id", placeholder="owner/name", key="hub.pull.repo")
-    revision = st.text_input("Revision (optional)", key="hub.pull.rev")
-    if st.form_submit_button("Load", icon=":material/download:") and repo:
-        with ui.user_errors(), st.spinner("Downloading…"):
+    st.markdown(f"**{t('home.hub_load')}**")
+    repo = st.text_input(t("home.hub_repo"), placeholder="owner/name", key="hub.pull.repo")
+    revision = st.text_input(t("home.hub_revision"), key="hub.pull.rev")
+    if st.form_submit_button(t("home.hub_load_button"), icon=":material/download:") and repo:
+        with ui.user_errors(), st.spinner(t("home.hub_downloading")):
             from gm.hub import pull
             path = pull(repo.strip(), revision=revision.strip() or None, runs_dir=ui.runs_dir())
             ui.select_run(path)
-            st.toast(f"Loaded {repo} as run '{path.name}'.")
+            st.toast(t("home.hub_loaded", repo=repo, name=path.name))
             st.rerun()
 current = ui.current_run()
 with hub_push.form("hub.push"):
-    st.markdown("**Push to Hub**")
-    st.caption(f"Current run: {current.name if current else 'none'}")
-    target = st.text_input("Repo id", placeholder="you/gm-" + (current.name if current else "run"),
+    st.markdown(f"**{t('home.hub_push')}**")
+    st.caption(t("home.hub_current", name=current.name if current else t("home.none")))
+    target = st.text_input(t("home.hub_repo"), placeholder="you/gm-" + (current.name if current else "run"),
                            key="hub.push.repo")
-    token = st.text_input("Token (write access; default $HF_TOKEN; never stored)", type="password",
-                          key="hub.push.token")
-    private = st.checkbox("Private", key="hub.push.private")
-    if st.form_submit_button("Push", icon=":material/upload:", disabled=current is None) and target:
-        with ui.user_errors(), st.spinner("Uploading…"):
+    token = st.text_input(t("home.hub_token"), type="password", key="hub.push.token")
+    private = st.checkbox(t("home.hub_private"), key="hub.push.private")
+    if st.form_submit_button(t("home.hub_push_button"), icon=":material/upload:", disabled=current is None) and target:
+        with ui.user_errors(), st.spinner(t("home.hub_uploading")):
             from gm.hub import push
             url = push(current.path, target.strip(), private=private, token=token or None)
-            st.success(f"Pushed to {url}")
+            st.success(t("home.hub_pushed", url=url))

@@ -5,24 +5,24 @@ from gm.runs.reader import MetricsHistory
 from pages import _ui as ui
 
 ui.entered_through_app()
+t = ui.t
 
-st.title("Monitor")
+st.title(t("monitor.title"))
 run = ui.current_run()
 if run is None:
-    st.info("No run selected. Start one on the **Train** page or pick one in the sidebar.")
+    st.info(t("monitor.no_run"))
     st.stop()
 
 with ui.user_errors():
     cfg = run.read_config()
 family = cfg.get("family", "vae")
-st.caption(f"{run.name} · {cfg.get('model')} on {cfg.get('dataset')}")
+st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}")
 
 c1, c2, c3 = st.columns([3, 2, 1])
-smoothing = c1.slider("Smoothing", 0.0, 0.99, 0.6, 0.01, key="mon.smooth",
-                      help="Exponential moving average, as in TensorBoard; the raw curve stays faint.")
-x_axis = c2.radio("x axis", ["step", "time"], horizontal=True, key="mon.x",
-                  format_func=lambda a: {"step": "step", "time": "wall time"}[a])
-log_y = c3.toggle("log y", key="mon.log")
+smoothing = c1.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, 0.01, key="mon.smooth", help=t("monitor.smoothing_help"))
+x_axis = c2.radio(t("monitor.x_axis"), ["step", "time"], horizontal=True, key="mon.x",
+                  format_func=lambda a: t(f"monitor.axis_{a}"))
+log_y = c3.toggle(t("monitor.log_y"), key="mon.log")
 
 
 def history() -> MetricsHistory:
@@ -45,34 +45,54 @@ def live() -> None:
         step, total = job.step, job.total_steps
     status = job.status if job is not None else state.get("status")
     bar, csv = st.columns([6, 1], vertical_alignment="bottom")
-    bar.progress(min(1.0, step / total) if total else 0.0, text=f"{status} · step {step}/{total}")
+    bar.progress(min(1.0, step / total) if total else 0.0,
+                 text=t("monitor.progress", status=t(f"status.{status}"), step=step, total=total))
     if state.get("error"):
         st.error(state["error"])
     if not records:
-        st.info("No metrics logged yet.")
+        st.info(t("monitor.no_metrics"))
         return
     # Widgets of a fragment must live inside it (a rerun of the fragment cannot reach outside).
     csv.download_button("CSV", plots.records_to_csv(records), file_name=f"{run.name}-metrics.csv",
                         mime="text/csv", key="mon.csv")
-    charts = plots.charts_for(family, records)
+    charts = plots.charts_for(family, records, ui.lang())
     cols = st.columns(2)
     for i, (title, keys, ref) in enumerate(charts):
-        fig = plots.line_figure(records, keys, title=title, smoothing=smoothing, log_y=log_y,
-                                x_axis=x_axis, reference=ref)
-        cols[i % 2].plotly_chart(fig, width="stretch", key=f"chart-{title}")
+        fig = plots.line_figure(records, keys, title=title, smoothing=smoothing, log_y=log_y, x_axis=x_axis,
+                                reference=ref, names=[t(f"metric.{k}") for k in keys],
+                                reference_name=t("metric.set_point"))
+        cols[i % 2].plotly_chart(fig, width="stretch", key=f"chart-{keys[0]}")
     dims = next((r["kl_dims"] for r in reversed(records) if isinstance(r.get("kl_dims"), list)), None)
     if dims:
-        st.plotly_chart(plots.kl_dims_figure(dims), width="stretch", key="chart-kl-dims")
+        st.plotly_chart(plots.kl_dims_figure(dims, lang=ui.lang()), width="stretch", key="chart-kl-dims")
     grids = run.sample_grids()
     if grids:
-        st.subheader("Samples")
+        st.subheader(t("monitor.samples"))
         newest_step, newest = grids[-1]
         left, right = st.columns(2)
-        left.image(str(newest), caption=f"newest: step {newest_step}", width="stretch", output_format="PNG")
+        left.image(str(newest), caption=t("monitor.newest", step=newest_step), width="stretch", output_format="PNG")
         if len(grids) > 1:
             steps = [s for s, _ in grids]
-            pick = right.select_slider("Saved grids (early → final)", steps, value=steps[0], key="mon.grid")
-            right.image(str(dict(grids)[pick]), caption=f"step {pick}", width="stretch", output_format="PNG")
+            pick = right.select_slider(t("monitor.saved_grids"), steps, value=steps[0], key="mon.grid")
+            right.image(str(dict(grids)[pick]), caption=t("monitor.grid_step", step=pick), width="stretch",
+                        output_format="PNG")
 
 
 live()
+
+# ---- export ----------------------------------------------------------------------------------
+with st.expander(t("monitor.export_heading")):
+    st.caption(t("monitor.export_intro"))
+    if st.button(t("walkthrough.page.prepare"), key="mon.prepare", icon=":material/download:"):
+        from gm import export
+        with st.spinner(t("walkthrough.page.preparing")), ui.user_errors():
+            st.session_state["mon.export"] = {"run": str(run.path), "lang": ui.lang(),
+                                              "html": export.run_html(run, ui.lang()),
+                                              "zip": export.run_zip(run, ui.lang())}
+    ready = st.session_state.get("mon.export")
+    if ready and ready["run"] == str(run.path) and ready["lang"] == ui.lang():
+        c1, c2 = st.columns(2)
+        c1.download_button(t("walkthrough.page.download_html"), ready["html"], file_name=f"{run.name}-{ready['lang']}.html",
+                           mime="text/html", key="mon.dl.html", icon=":material/description:")
+        c2.download_button(t("walkthrough.page.download_zip"), ready["zip"], file_name=f"{run.name}-{ready['lang']}.zip",
+                           mime="application/zip", key="mon.dl.zip", icon=":material/folder_zip:")

@@ -1,0 +1,161 @@
+"""A single self-contained HTML file from walkthrough blocks: what a student hands in.
+
+Everything is inside the file — plotly.js (interactive charts) or PNG charts, sample grids as data:
+URLs, equations as inline SVG, the Persian font — so it opens offline and from an e-mail attachment,
+with no CDN. Persian reports are laid out right to left; equations, code, charts and tables of
+numbers stay left to right.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+from pathlib import Path
+from typing import Any
+
+from gm import __version__, i18n
+from gm.walkthrough.blocks import Block
+
+STYLE = """
+:root { --ink: #1d2330; --muted: #5b6472; --line: #e3e6eb; --accent: #2f6fdf; --warn: #a35a00; }
+* { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 1080px; padding: 28px 32px 64px; color: var(--ink);
+       font: 15px/1.6 system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif; }
+body.rtl { font-family: 'Vazirmatn', Tahoma, 'Noto Naskh Arabic', sans-serif; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 21px; margin-top: 44px; padding-top: 12px;
+border-top: 2px solid var(--line); } .sub { color: var(--muted); margin-bottom: 18px; }
+nav ul { columns: 2; list-style: none; padding: 0; } nav a { color: var(--accent); text-decoration: none; }
+.eq { direction: ltr; text-align: center; margin: 10px 0; overflow-x: auto; }
+.eq svg { max-width: 100%; height: auto; }
+code, pre { direction: ltr; unicode-bidi: isolate; font-family: ui-monospace, Menlo, Consolas, monospace;
+            background: #f3f5f8; border-radius: 4px; padding: 1px 5px; font-size: 13px; }
+pre { padding: 10px 12px; overflow-x: auto; }
+.row { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 16px; margin: 12px 0; }
+figure { margin: 0; } figure img { width: 100%; image-rendering: pixelated; border: 1px solid var(--line); }
+figcaption, .caption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+.chart { direction: ltr; border: 1px solid var(--line); border-radius: 6px; padding: 4px; }
+.chart img { width: 100%; }
+table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13.5px; }
+caption { caption-side: top; text-align: start; color: var(--muted); font-size: 13px; padding-bottom: 4px; }
+th, td { border: 1px solid var(--line); padding: 4px 10px; text-align: start; }
+th { background: #f6f7f9; }
+.metrics { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 12px; margin: 12px 0; }
+.metric { border: 1px solid var(--line); border-radius: 6px; padding: 10px 14px; }
+.metric .label { color: var(--muted); font-size: 13px; } .metric .value { font-size: 26px; font-weight: 600; }
+.metric .help { color: var(--muted); font-size: 12px; }
+.note { border-inline-start: 4px solid var(--accent); background: #f1f6ff; padding: 8px 14px; margin: 10px 0; }
+.note.warning { border-color: var(--warn); background: #fff6ea; }
+.train { border: 1px dashed var(--line); border-radius: 6px; padding: 8px 14px; margin: 12px 0; }
+footer { margin-top: 48px; color: var(--muted); font-size: 12.5px; }
+@media print { .chart { break-inside: avoid; } h2 { break-before: page; } }
+"""
+
+
+def _markdown(text: str) -> str:
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
+def _png_data_url(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def _image_bytes(image: Any) -> bytes:
+    if isinstance(image, Path):
+        return image.read_bytes()
+    from gm.images import to_png_bytes
+    return to_png_bytes(image, 2)
+
+
+def _chart(block: Block, interactive: bool) -> str:
+    if interactive:
+        inner = block.figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{block.key}",
+                                     config={"displaylogo": False, "responsive": True})
+    else:
+        from gm.figures import figure_png
+        inner = f'<img alt="{html.escape(block.key)}" src="{_png_data_url(figure_png(block.figure))}">'
+    caption = f'<div class="caption">{_markdown(block.caption)}</div>' if block.caption else ""
+    return f'<div class="chart" data-key="{html.escape(block.key)}">{inner}</div>{caption}'
+
+
+def _table(block: Block) -> str:
+    rows = block.rows or []
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
+    return f'<table data-key="{html.escape(block.key)}">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _metrics(block: Block) -> str:
+    items = "".join(
+        f'<div class="metric"><div class="label">{html.escape(m.label)}</div>'
+        f'<div class="value">{html.escape(m.value)}</div><div class="help">{_markdown(m.help)}</div></div>'
+        for m in block.metrics)
+    return f'<div class="metrics" data-key="{html.escape(block.key)}">{items}</div>'
+
+
+def render_block(block: Block, interactive: bool = True) -> str:
+    from gm.figures import equation_svg
+    if block.kind == "markdown":
+        return _markdown(block.text)
+    if block.kind == "equation":
+        return f'<div class="eq">{equation_svg(block.text)}</div>'
+    if block.kind in ("chart", "demo"):
+        return _chart(block, interactive)
+    if block.kind == "image":
+        return (f'<figure data-key="{html.escape(block.key)}"><img alt="{html.escape(block.caption)}" '
+                f'src="{_png_data_url(_image_bytes(block.image))}"><figcaption>{html.escape(block.caption)}'
+                f'</figcaption></figure>')
+    if block.kind == "table":
+        return _table(block)
+    if block.kind == "metrics":
+        return _metrics(block)
+    if block.kind == "train":
+        return f'<div class="train">{_markdown(block.text)}</div>'
+    if block.kind == "note":
+        return f'<div class="note {html.escape(block.level)}">{_markdown(block.text)}</div>'
+    return ""
+
+
+def render_blocks(blocks: list[Block], interactive: bool = True) -> str:
+    """Blocks in order; consecutive grids or charts share a row, as on the page."""
+    out, i = [], 0
+    while i < len(blocks):
+        kind = blocks[i].kind
+        if kind in ("image", "chart"):
+            j = i
+            while j < len(blocks) and blocks[j].kind == kind:
+                j += 1
+            out.append('<div class="row">' + "".join(f"<div>{render_block(b, interactive)}</div>"
+                                                     for b in blocks[i:j]) + "</div>")
+            i = j
+            continue
+        out.append(render_block(blocks[i], interactive))
+        i += 1
+    return "\n".join(out)
+
+
+def document(title: str, sections: list[tuple[str, str, list[Block]]], lang: str, *, subtitle: str = "",
+             interactive: bool = True) -> str:
+    """A whole HTML page: `sections` are (anchor, heading, blocks)."""
+    lang = i18n.check_language(lang)
+    rtl = i18n.is_rtl(lang)
+    has_charts = interactive and any(b.kind in ("chart", "demo") for _, _, blocks in sections for b in blocks)
+    script = ""
+    if has_charts:
+        from plotly.offline import get_plotlyjs
+        script = f"<script>{get_plotlyjs()}</script>"
+    toc = "".join(f'<li><a href="#{html.escape(a)}">{html.escape(h)}</a></li>' for a, h, _ in sections)
+    body = "".join(f'<section id="{html.escape(a)}"><h2>{html.escape(h)}</h2>{render_blocks(blocks, interactive)}'
+                   f"</section>" for a, h, blocks in sections)
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    footer = i18n.t("report.footer", lang, version=__version__, date=stamp)
+    return (f'<!DOCTYPE html>\n<html lang="{lang}" dir="{"rtl" if rtl else "ltr"}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{i18n.font_face_css(lang)}{STYLE}</style>{script}</head>"
+            f'<body class="{"rtl" if rtl else "ltr"}"><header><h1>{html.escape(title)}</h1>'
+            f'<div class="sub">{html.escape(subtitle)}</div></header>'
+            f'<nav><ul>{toc}</ul></nav>{body}<footer>{_markdown(footer)}</footer></body></html>')

@@ -1,0 +1,540 @@
+"""The assignment, step by step: what each step shows, built from the runs it is given.
+
+Every builder takes a :class:`Context` (language, the run chosen for each role, loaders) and returns
+blocks (gm.walkthrough.blocks). Texts come from the language catalogs (gm/i18n/*.toml, tables
+``walkthrough.*``); numbers in them come from the run on screen (gm.walkthrough.facts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from gm import i18n, plots
+from gm.runs.folder import RunFolder
+from gm.walkthrough import blocks as b
+from gm.walkthrough import facts
+from gm.walkthrough.blocks import Block, Metric
+
+
+@dataclass(frozen=True)
+class Role:
+    """A part a run plays in the walkthrough (e.g. "the ControlVAE at KL 14")."""
+
+    key: str
+    model: str
+    pretrained: str | None          # gm.pretrained.ENTRIES name shown by default
+    overrides: tuple[tuple[str, Any], ...] = ()   # the assignment's settings beyond the defaults
+    steps: int = 3000               # "train it yourself" length
+
+    def matches(self, config: dict[str, Any]) -> bool:
+        """Is a run with this config.json one of this role's runs?"""
+        values = config.get("config") or {}
+        return config.get("model") == self.model and all(values.get(k) == v for k, v in self.overrides)
+
+
+ROLES: dict[str, Role] = {r.key: r for r in (
+    Role("vae", "vae", "vae", steps=4000),
+    Role("betavae", "betavae", "betavae", steps=4000),
+    Role("controlvae_kl8", "controlvae", "controlvae", (("kl_target", 8.0),), steps=8000),
+    Role("controlvae_kl14", "controlvae", "controlvae-kl14", (("kl_target", 14.0),), steps=4000),
+    Role("gan", "gan", "gan", steps=4000),
+    Role("wgan", "wgan", "wgan", steps=6000),
+    Role("wgan_gp", "wgan-gp", "wgan-gp", steps=3000),
+    Role("ssgan", "ssgan", "ssgan", steps=3000),
+    Role("dcgan", "dcgan", "dcgan", (("label_smoothing", False), ("instance_noise", 0.0)), steps=3000),
+    Role("dcgan_tricks", "dcgan", None, (("label_smoothing", True), ("instance_noise", 0.2)), steps=3000),
+    Role("acgan", "acgan", "acgan", steps=3000),
+)}
+GAN_ROLES = ("gan", "dcgan", "wgan", "wgan_gp", "ssgan", "acgan")
+
+
+@dataclass
+class Context:
+    lang: str
+    runs: dict[str, RunFolder | None]
+    trainer: Callable[[RunFolder], Any]       # the run's latest checkpoint, loaded for sampling
+    dataset: Callable[[str], Any]             # gm.data.load_dataset, memoised by the caller
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def t(self, key: str, **values: Any) -> str:
+        return i18n.t(key, self.lang, **values)
+
+    def n(self, value: float | int, spec: str = "") -> str:
+        return i18n.number(value, self.lang, spec)
+
+    def run(self, role: str) -> RunFolder | None:
+        return self.runs.get(role)
+
+    def label(self, role: str) -> str:
+        return self.t(f"walkthrough.role.{role}")
+
+
+@dataclass(frozen=True)
+class StepDef:
+    key: str
+    roles: tuple[str, ...]
+    build: Callable[[Context], list[Block]]
+    extra: bool = False      # the short sections after the seven steps of the assignment
+
+
+# ---- shared pieces -----------------------------------------------------------------------------
+def _missing(ctx: Context, role: str) -> list[Block]:
+    return [b.note(ctx.t("walkthrough.common.missing", model=ROLES[role].model, label=ctx.label(role)),
+                   "warning")]
+
+
+def _train(ctx: Context, role: str) -> Block:
+    r = ROLES[role]
+    sets = "".join(f" --set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.overrides)
+    command = f"python -m gm train {r.model}{sets} --steps {r.steps}"
+    return b.train(role, ctx.t("walkthrough.common.train", label=ctx.label(role), command=command))
+
+
+def _metric_names(ctx: Context, keys: tuple[str, ...]) -> list[str]:
+    return [ctx.t(f"metric.{k}") for k in keys]
+
+
+def _line(ctx: Context, key: str, run: RunFolder, keys: tuple[str, ...], title: str, *,
+          reference: str | None = None, log_y: bool = False) -> Block:
+    fig = plots.line_figure(run.read_metrics(), keys, title=title, smoothing=0.6, log_y=log_y,
+                            reference=reference, names=_metric_names(ctx, keys),
+                            reference_name=ctx.t("metric.set_point"))
+    return b.chart(key, fig)
+
+
+def _overlay(ctx: Context, key: str, roles: tuple[str, ...], metric: str, title: str, *,
+             reference: str | None = None) -> Block:
+    runs = [(ctx.label(r), ctx.run(r).read_metrics()) for r in roles if ctx.run(r) is not None]
+    refs = []
+    if reference:
+        for _name, records in runs:
+            value = next((r[reference] for r in reversed(records) if isinstance(r.get(reference), (int, float))), None)
+            if value is not None:
+                refs.append((f"{ctx.t('metric.set_point')} {ctx.n(value, 'g')}", float(value)))
+    return b.chart(key, plots.overlay_figure(runs, metric, title=title, smoothing=0.6, references=refs))
+
+
+def fid_text(ctx: Context, value: float) -> str:
+    return ctx.n(value, ",.0f" if value >= 1000 else ".2f")
+
+
+def fid_metrics(ctx: Context, role: str) -> list[Metric]:
+    """Classifier FID (always measured for shipped runs) and Inception FID (when measured)."""
+    run = ctx.run(role)
+    measured = facts.evaluations(run) if run is not None else {}
+    out = []
+    for name in ("fid_classifier", "fid_inception"):
+        label = ctx.t(f"walkthrough.common.{name}", label=ctx.label(role))
+        m = measured.get(name)
+        if m is None:
+            out.append(Metric(label, "—", ctx.t(f"walkthrough.common.{name}_missing")))
+        else:
+            out.append(Metric(label, fid_text(ctx, m.value),
+                              ctx.t("walkthrough.common.fid_help", n=m.n or 0, step=m.step or 0), m.value))
+    return out
+
+
+def _fid(ctx: Context, key: str, roles: tuple[str, ...]) -> list[Block]:
+    items = [m for role in roles if ctx.run(role) is not None for m in fid_metrics(ctx, role)]
+    if not items:
+        return []
+    return [b.metrics(key, items, role=",".join(r for r in roles if ctx.run(r) is not None)),
+            b.markdown(ctx.t("walkthrough.common.fid_explain"))]
+
+
+def _stage_grids(ctx: Context, key: str, role: str, *, final_only: bool = False) -> list[Block]:
+    run = ctx.run(role)
+    grids = facts.stage_grids(run)
+    if final_only:
+        grids = grids[-1:]
+        return [b.image(f"{key}_final", path, ctx.t("walkthrough.common.grid_final", label=ctx.label(role), step=step))
+                for step, path in grids]
+    names = {3: ("early", "middle", "final"), 2: ("early", "final"), 1: ("final",)}.get(len(grids), ())
+    out = [b.image(f"{key}_{stage}", path, ctx.t(f"walkthrough.common.grid_{stage}", label=ctx.label(role),
+                                                  step=step))
+           for stage, (step, path) in zip(names, grids)]
+    if len(grids) < 3:
+        out.append(b.note(ctx.t("walkthrough.common.few_grids", count=len(grids))))
+    return out
+
+
+def _hparams(ctx: Context, key: str, role: str, fields: tuple[str, ...]) -> Block:
+    cfg = facts.config_of(ctx.run(role))
+    values = cfg.get("config", {})
+    rows = [{ctx.t("walkthrough.common.col_setting"): f, ctx.t("walkthrough.common.col_value"): str(values[f])}
+            for f in fields if f in values]
+    rows.append({ctx.t("walkthrough.common.col_setting"): "steps",
+                 ctx.t("walkthrough.common.col_value"): str(facts.trained_steps(ctx.run(role)))})
+    return b.table(key, rows, ctx.t("walkthrough.common.hparams", label=ctx.label(role)))
+
+
+def _shapes(ctx: Context, key: str, module: torch.nn.Module, x: torch.Tensor, caption: str) -> Block:
+    from gm.walkthrough.demos import layer_shapes
+    cols = {k: ctx.t(f"walkthrough.common.col_{k}") for k in ("layer", "input", "output", "then")}
+    rows = [{cols[k]: v for k, v in row.items()} for row in layer_shapes(module, x)]
+    return b.table(key, rows, caption)
+
+
+# ---- 1. dSprites and the VAE --------------------------------------------------------------------
+def step_data(ctx: Context) -> list[Block]:
+    from gm.images import make_grid
+    out = [b.markdown(ctx.t("walkthrough.data.intro"))]
+    data = ctx.dataset("dsprites")
+    gen = torch.Generator().manual_seed(0)
+    index = torch.randperm(len(data), generator=gen)[:50]
+    out.append(b.image("data.samples", make_grid(data.take(index).float() / data.max_value, 10),
+                       ctx.t("walkthrough.data.samples_caption", n=len(data))))
+    factor_rows = [("shape", "square, ellipse, heart", 3), ("scale", "0.5 … 1", 6),
+                   ("orientation", "0 … 2π", 40), ("posX", "0 … 1", 32), ("posY", "0 … 1", 32)]
+    cols = [ctx.t(f"walkthrough.data.col_{c}") for c in ("factor", "values", "count")]
+    out.append(b.table("data.factors", [dict(zip(cols, (f, v, ctx.n(c)))) for f, v, c in factor_rows],
+                       ctx.t("walkthrough.data.factors_caption")))
+    out.append(b.markdown(ctx.t("walkthrough.data.vae")))
+    from gm.models.vae import VAE
+    vae = VAE()
+    out.append(_shapes(ctx, "data.encoder", vae.encoder, torch.zeros(2, 1, 64, 64),
+                       ctx.t("walkthrough.data.encoder_caption")))
+    out.append(_shapes(ctx, "data.decoder", vae.decoder, torch.zeros(2, vae.latent_dim),
+                       ctx.t("walkthrough.data.decoder_caption")))
+    out.append(b.markdown(ctx.t("walkthrough.data.heads")))
+    out.append(b.equation(r"z = \mu + \sigma \odot \epsilon,\quad \epsilon \sim \mathcal{N}(0, I),\quad "
+                          r"\sigma = \exp(\frac{1}{2}\log\sigma^2)"))
+    out.append(b.markdown(ctx.t("walkthrough.data.loss")))
+    out.append(b.equation(r"\mathrm{recon} = -\sum_{p=1}^{4096} [x_p \log \hat{x}_p + (1 - x_p) \log(1 - \hat{x}_p)]"))
+    out.append(b.equation(r"\mathrm{KL} = \frac{1}{2} \sum_{j=1}^{10} (\mu_j^2 + \sigma_j^2 - \log \sigma_j^2 - 1),"
+                          r"\quad \mathcal{L} = \mathrm{recon} + \beta \cdot \mathrm{KL}"))
+    out.append(_train(ctx, "vae"))
+    return out
+
+
+# ---- 2. VAE results -----------------------------------------------------------------------------
+def step_vae(ctx: Context) -> list[Block]:
+    run = ctx.run("vae")
+    if run is None:
+        return _missing(ctx, "vae") + [_train(ctx, "vae")]
+    from gm import vae_views
+    out = [b.markdown(ctx.t("walkthrough.vae.intro"))]
+    out.append(_line(ctx, "vae.losses", run, ("recon", "kl", "loss"), ctx.t("walkthrough.vae.losses_title"),
+                     log_y=True))
+    c = facts.curves(run, ("recon", "kl", "loss"))
+    if {"recon", "kl", "loss"} <= set(c):
+        out.append(b.markdown(ctx.t(
+            "walkthrough.vae.losses_explain", steps=c["kl"].steps, recon_first=c["recon"].first,
+            recon_last=c["recon"].last, kl_first=c["kl"].first, kl_peak=c["kl"].peak,
+            kl_peak_step=c["kl"].peak_step, kl_last=c["kl"].last, loss_last=c["loss"].last)))
+    out.append(b.image("vae.grid", vae_views.prior_grid(ctx.trainer(run), 5, 10, seed=0),
+                       ctx.t("walkthrough.vae.grid_caption", step=facts.trained_steps(run))))
+    out.append(b.markdown(ctx.t("walkthrough.vae.grid_explain")))
+    out += _fid(ctx, "vae.fid", ("vae",))
+    out.append(_train(ctx, "vae"))
+    return out
+
+
+# ---- 3. ControlVAE --------------------------------------------------------------------------------
+def step_controlvae(ctx: Context) -> list[Block]:
+    roles = ("controlvae_kl8", "controlvae_kl14")
+    out = [b.markdown(ctx.t("walkthrough.controlvae.intro"))]
+    out.append(b.equation(r"e(t) = v_{KL} - \hat{v}_{KL}(t)"))
+    out.append(b.equation(r"P(t) = \frac{K_p}{1 + \exp(e(t))},\quad I(t) = I(t-1) - K_i\, e(t)"))
+    out.append(b.equation(r"\beta(t) = \min(\max(P(t) + I(t) + \beta_{min},\ \beta_{min}),\ \beta_{max})"))
+    present = [r for r in roles if ctx.run(r) is not None]
+    cfg = facts.config_of(ctx.run(present[0])).get("config", {}) if present else {}
+    out.append(b.markdown(ctx.t("walkthrough.controlvae.terms", kp=cfg.get("kp", 0.01), ki=cfg.get("ki", 0.001),
+                                beta_min=cfg.get("beta_min", 1.0), beta_max=cfg.get("beta_max", 100.0))))
+    for role in roles:
+        if ctx.run(role) is None:
+            out += _missing(ctx, role)
+    if present:
+        out.append(_overlay(ctx, "controlvae.kl", roles, "kl", ctx.t("walkthrough.controlvae.kl_title"),
+                            reference="kl_target"))
+        out.append(_overlay(ctx, "controlvae.recon", roles, "recon", ctx.t("walkthrough.controlvae.recon_title")))
+        out.append(_overlay(ctx, "controlvae.beta", roles, "beta", ctx.t("walkthrough.controlvae.beta_title")))
+    if len(present) == 2:
+        c8, c14 = (facts.curves(ctx.run(r), ("kl", "recon", "beta")) for r in roles)
+        if all({"kl", "recon", "beta"} <= set(c) for c in (c8, c14)):
+            out.append(b.markdown(ctx.t(
+                "walkthrough.controlvae.explain", kl8=c8["kl"].last, kl14=c14["kl"].last,
+                beta8=c8["beta"].last, beta14=c14["beta"].last, recon8=c8["recon"].last,
+                recon14=c14["recon"].last, steps8=c8["kl"].steps, steps14=c14["kl"].steps)))
+    from gm import vae_views
+    for role in present:
+        run = ctx.run(role)
+        out.append(b.image(f"controlvae.grid_{role.split('_')[-1]}", vae_views.prior_grid(ctx.trainer(run), 5, 10),
+                           ctx.t("walkthrough.controlvae.grid_caption", label=ctx.label(role),
+                                 step=facts.trained_steps(run))))
+    out += _fid(ctx, "controlvae.fid", roles)
+    if present:
+        out.append(b.markdown(ctx.t("walkthrough.controlvae.fid_explain")))
+    out += [_train(ctx, r) for r in roles]
+    return out
+
+
+# ---- 4. The GAN ---------------------------------------------------------------------------------------
+def step_gan(ctx: Context) -> list[Block]:
+    from gm.models.gan import ConvDiscriminator, PixelShuffleGenerator
+    from gm.walkthrough.demos import pixel_shuffle_figure
+    out = [b.markdown(ctx.t("walkthrough.gan.pixelshuffle"))]
+    out.append(b.equation(r"y_{c,\ rh+i,\ rw+j} = x_{c r^2 + i r + j,\ h,\ w},\quad 0 \leq i, j < r"))
+    out.append(Block("demo", key="gan.pixelshuffle_demo",
+                     figure=pixel_shuffle_figure(2, 1, 2, input_title=ctx.t("walkthrough.gan.demo_input"),
+                                                 output_title=ctx.t("walkthrough.gan.demo_output")),
+                     caption=ctx.t("walkthrough.gan.demo_caption")))
+    out.append(_shapes(ctx, "gan.generator", PixelShuffleGenerator(), torch.zeros(2, 64),
+                       ctx.t("walkthrough.gan.generator_caption")))
+    out.append(_shapes(ctx, "gan.discriminator", ConvDiscriminator(), torch.zeros(2, 1, 28, 28),
+                       ctx.t("walkthrough.gan.discriminator_caption")))
+    out.append(b.markdown(ctx.t("walkthrough.gan.blanks")))
+    out.append(b.markdown(ctx.t("walkthrough.gan.loss")))
+    out.append(b.equation(r"L_D = -\frac{1}{m}\sum_{i=1}^{m} \log D(x_i) - \frac{1}{m}\sum_{i=1}^{m} \log(1 - D(G(z_i)))"))
+    out.append(b.equation(r"L_G = -\frac{1}{m}\sum_{i=1}^{m} \log D(G(z_i))"))
+    run = ctx.run("gan")
+    if run is None:
+        return out + _missing(ctx, "gan") + [_train(ctx, "gan")]
+    out.append(_line(ctx, "gan.losses", run, ("d_loss", "g_loss"), ctx.t("walkthrough.gan.losses_title")))
+    out.append(_line(ctx, "gan.outputs", run, ("d_real", "d_fake"), ctx.t("walkthrough.gan.outputs_title")))
+    c = facts.curves(run, ("d_loss", "g_loss", "d_real", "d_fake"))
+    if len(c) == 4:
+        out.append(b.markdown(ctx.t("walkthrough.gan.losses_explain", d_loss=c["d_loss"].last,
+                                    g_loss=c["g_loss"].last, d_real=c["d_real"].last, d_fake=c["d_fake"].last,
+                                    d_low=c["d_loss"].low, d_low_step=c["d_loss"].low_step)))
+    out += _stage_grids(ctx, "gan.grid", "gan")
+    out.append(b.markdown(ctx.t("walkthrough.gan.grids_explain")))
+    out.append(_hparams(ctx, "gan.hparams", "gan", ("latent_dim", "batch_size", "lr_g", "lr_d", "beta1", "beta2")))
+    out.append(b.markdown(ctx.t("walkthrough.gan.hparams_explain")))
+    out += _fid(ctx, "gan.fid", ("gan",))
+    out.append(_train(ctx, "gan"))
+    return out
+
+
+# ---- 5. WGAN --------------------------------------------------------------------------------------
+def step_wgan(ctx: Context) -> list[Block]:
+    roles = ("wgan", "wgan_gp")
+    out = [b.markdown(ctx.t("walkthrough.wgan.intro"))]
+    out.append(b.equation(r"W(P_r, P_g) = \sup_{\Vert f \Vert_L \leq 1}\ E_{x \sim P_r}[f(x)] - E_{z}[f(G(z))]"))
+    out.append(b.equation(r"L_{critic} = -\frac{1}{m}\sum f(x_i) + \frac{1}{m}\sum f(G(z_i)),\quad "
+                          r"L_G = -\frac{1}{m}\sum f(G(z_i))"))
+    out.append(b.markdown(ctx.t("walkthrough.wgan.lipschitz")))
+    out.append(b.equation(r"L_{critic}^{GP} = L_{critic} + \lambda\, E_{\hat{x}}[(\Vert \nabla_{\hat{x}} f(\hat{x}) \Vert_2 - 1)^2]"))
+    present = [r for r in roles if ctx.run(r) is not None]
+    for role in roles:
+        if ctx.run(role) is None:
+            out += _missing(ctx, role)
+    for role in present:
+        out.append(_line(ctx, f"{role}.losses", ctx.run(role), ("d_loss", "g_loss"),
+                         ctx.t("walkthrough.wgan.losses_title", label=ctx.label(role))))
+    if present:
+        out.append(_overlay(ctx, "wgan.w_dist", roles, "w_dist", ctx.t("walkthrough.wgan.w_dist_title")))
+        facts_by = {r: facts.curves(ctx.run(r), ("w_dist",)).get("w_dist") for r in present}
+        lines = [ctx.t("walkthrough.wgan.w_dist_line", label=ctx.label(r), peak=c.peak, peak_step=c.peak_step,
+                       last=c.last) for r, c in facts_by.items() if c is not None]
+        out.append(b.markdown(ctx.t("walkthrough.wgan.w_dist_explain") + "\n\n" + "\n".join(lines)))
+    for role in present:
+        out += _stage_grids(ctx, f"{role}.grid", role)
+    out += _fid(ctx, "wgan.fid", roles)
+    if present:
+        out.append(b.markdown(ctx.t("walkthrough.wgan.compare_explain")))
+    out += [_train(ctx, r) for r in roles]
+    return out
+
+
+# ---- 6. SSGAN -------------------------------------------------------------------------------------
+def step_ssgan(ctx: Context) -> list[Block]:
+    out = [b.markdown(ctx.t("walkthrough.ssgan.intro"))]
+    out.append(b.equation(r"L_D = E[\max(0, 1 - D(x))] + E[\max(0, 1 + D(G(z)))] + 1.0 \cdot "
+                          r"E_{r}[-\log Q_D(r \mid \mathrm{rot}_r(x))]"))
+    out.append(b.equation(r"L_G = -E[D(G(z))] + 0.2 \cdot E_{r}[-\log Q_D(r \mid \mathrm{rot}_r(G(z)))]"))
+    out.append(b.markdown(ctx.t("walkthrough.ssgan.architecture")))
+    run = ctx.run("ssgan")
+    if run is None:
+        return out + _missing(ctx, "ssgan") + [_train(ctx, "ssgan")]
+    out.append(_line(ctx, "ssgan.losses", run, ("d_loss", "g_loss"), ctx.t("walkthrough.ssgan.losses_title")))
+    out.append(_line(ctx, "ssgan.rotation", run, ("rot_acc",), ctx.t("walkthrough.ssgan.rotation_title")))
+    c = facts.curves(run, ("rot_acc", "d_rot", "g_rot"))
+    if "rot_acc" in c:
+        out.append(b.markdown(ctx.t("walkthrough.ssgan.rotation_explain", first=c["rot_acc"].first,
+                                    last=c["rot_acc"].last, steps=c["rot_acc"].steps)))
+    out += _stage_grids(ctx, "ssgan.grid", "ssgan")
+    width = facts.config_of(run).get("config", {}).get("width", 1.0)
+    out.append(b.markdown(ctx.t("walkthrough.ssgan.width_note", width=width)))
+    out += _fid(ctx, "ssgan.fid", ("ssgan",))
+    out.append(_train(ctx, "ssgan"))
+    return out
+
+
+# ---- 7. Comparison ----------------------------------------------------------------------------------
+COMPARED = ("vae", "betavae", "controlvae_kl8", "controlvae_kl14", "gan", "dcgan", "wgan", "wgan_gp",
+            "ssgan", "acgan")
+
+
+def comparison_rows(ctx: Context) -> list[dict[str, str]]:
+    cols = {k: ctx.t(f"walkthrough.compare.col_{k}") for k in
+            ("model", "dataset", "steps", "fid_classifier", "fid_inception", "n", "precision", "recall",
+             "coverage", "extra")}
+    rows = []
+    for role in COMPARED:
+        run = ctx.run(role)
+        if run is None:
+            continue
+        m = facts.evaluations(run)
+        cfg = facts.config_of(run)
+        num_classes = 3 if cfg.get("dataset") == "dsprites" else 10
+
+        def val(name: str, spec: str = ".3f", m=m) -> str:
+            return ctx.n(m[name].value, spec) if name in m else "—"
+
+        extra = []
+        if "mig" in m:
+            extra.append(f"MIG {ctx.n(m['mig'].value, '.3f')}")
+        if "acgan_accuracy" in m:
+            extra.append(ctx.t("walkthrough.compare.acgan_accuracy", value=100 * m["acgan_accuracy"].value))
+        rows.append({
+            cols["model"]: ctx.label(role), cols["dataset"]: cfg.get("dataset", "?"),
+            cols["steps"]: ctx.n(facts.trained_steps(run)),
+            cols["fid_classifier"]: fid_text(ctx, m["fid_classifier"].value) if "fid_classifier" in m else "—",
+            cols["fid_inception"]: fid_text(ctx, m["fid_inception"].value) if "fid_inception" in m else "—",
+            cols["n"]: ctx.n(m["fid_classifier"].n) if "fid_classifier" in m and m["fid_classifier"].n else "—",
+            cols["precision"]: val("precision"), cols["recall"]: val("recall"),
+            cols["coverage"]: (f"{ctx.n(int(m['classes_covered'].value))} / {ctx.n(num_classes)}"
+                               if "classes_covered" in m else "—"),
+            cols["extra"]: i18n.join(extra, ctx.lang),
+        })
+    return rows
+
+
+def step_compare(ctx: Context) -> list[Block]:
+    out = [b.markdown(ctx.t("walkthrough.compare.intro"))]
+    rows = comparison_rows(ctx)
+    if not rows:
+        return out + [b.note(ctx.t("walkthrough.compare.empty"), "warning")]
+    out.append(b.table("compare.table", rows, ctx.t("walkthrough.compare.table_caption")))
+    mnist = [(ctx.label(r), facts.evaluations(ctx.run(r)).get("fid_classifier")) for r in GAN_ROLES
+             if ctx.run(r) is not None]
+    mnist = [(name, m.value) for name, m in mnist if m is not None]
+    if mnist:
+        out.append(b.chart("compare.fid_mnist", plots.bar_figure([n for n, _ in mnist], [v for _, v in mnist],
+                                                                ctx.t("walkthrough.compare.fid_title"))))
+    out.append(b.markdown(ctx.t("walkthrough.compare.explain")))
+    return out
+
+
+# ---- extras: DCGAN tricks, ACGAN, failure modes, CAM --------------------------------------------
+def step_dcgan(ctx: Context) -> list[Block]:
+    out = [b.markdown(ctx.t("walkthrough.dcgan.intro"))]
+    run = ctx.run("dcgan")
+    if run is None:
+        out += _missing(ctx, "dcgan")
+    else:
+        out.append(_line(ctx, "dcgan.losses", run, ("d_loss", "g_loss"), ctx.t("walkthrough.dcgan.losses_title")))
+        out += _stage_grids(ctx, "dcgan.grid", "dcgan", final_only=True)
+    if ctx.run("dcgan_tricks") is not None and run is not None:
+        out.append(_overlay(ctx, "dcgan.d_acc", ("dcgan", "dcgan_tricks"), "d_acc",
+                            ctx.t("walkthrough.dcgan.d_acc_title")))
+    elif run is not None:
+        out.append(_line(ctx, "dcgan.d_acc", run, ("d_acc",), ctx.t("walkthrough.dcgan.d_acc_title")))
+        out.append(b.note(ctx.t("walkthrough.dcgan.compare_hint")))
+    out.append(b.markdown(ctx.t("walkthrough.dcgan.tricks")))
+    out += [_train(ctx, "dcgan"), _train(ctx, "dcgan_tricks")]
+    return out
+
+
+def step_acgan(ctx: Context) -> list[Block]:
+    out = [b.markdown(ctx.t("walkthrough.acgan.intro"))]
+    out.append(b.equation(r"L_S = E[\log P(S = real \mid x_{real})] + E[\log P(S = fake \mid x_{fake})]"))
+    out.append(b.equation(r"L_C = E[\log P(C = c \mid x_{real})] + E[\log P(C = c \mid x_{fake})]"))
+    out.append(b.markdown(ctx.t("walkthrough.acgan.objectives")))
+    run = ctx.run("acgan")
+    if run is None:
+        return out + _missing(ctx, "acgan") + [_train(ctx, "acgan")]
+    out.append(_line(ctx, "acgan.class", run, ("cls_acc", "fake_cls_acc"), ctx.t("walkthrough.acgan.class_title")))
+    out += _stage_grids(ctx, "acgan.grid", "acgan", final_only=True)
+    m = facts.evaluations(run)
+    if "acgan_accuracy" in m:
+        acc = m["acgan_accuracy"]
+        out.append(b.metrics("acgan.accuracy", [Metric(ctx.t("walkthrough.acgan.accuracy"),
+                                                       ctx.n(100 * acc.value, ".1f") + ("٪" if ctx.lang == "fa" else "%"),
+                                                       ctx.t("walkthrough.common.fid_help", n=acc.n or 0,
+                                                             step=acc.step or 0), acc.value)]))
+    out.append(b.markdown(ctx.t("walkthrough.acgan.explain")))
+    out.append(_train(ctx, "acgan"))
+    return out
+
+
+COVERAGE_N = 500
+
+
+def coverage_of(ctx: Context, role: str) -> dict[str, Any]:
+    """Class histogram of COVERAGE_N samples of a GAN run under the MNIST evaluator (memoised in ctx)."""
+    run = ctx.run(role)
+    key = f"coverage:{run.path}:{facts.trained_steps(run)}"
+    if key not in ctx.cache:
+        from gm.metrics.classifiers import load_classifier, predict
+        from gm.metrics.coverage import coverage
+        images = ctx.trainer(run).sample(COVERAGE_N, seed=0)
+        ctx.cache[key] = coverage(predict(load_classifier("mnist"), images)["class"], 10)
+    return ctx.cache[key]
+
+
+def step_failures(ctx: Context) -> list[Block]:
+    out = [b.markdown(ctx.t("walkthrough.failures.intro"))]
+    present = [r for r in GAN_ROLES if ctx.run(r) is not None]
+    if not present:
+        return out + [b.note(ctx.t("walkthrough.compare.empty"), "warning")]
+    cov = {r: coverage_of(ctx, r) for r in present}
+    worst = max(present, key=lambda r: cov[r]["kl_to_uniform"])
+    best = min(present, key=lambda r: cov[r]["kl_to_uniform"])
+    for role, key in ((worst, "failures.histogram_worst"), (best, "failures.histogram_best")):
+        c = cov[role]
+        out.append(b.chart(key, plots.bar_figure(
+            [ctx.n(d) for d in range(10)], c["class_histogram"],
+            ctx.t("walkthrough.failures.histogram_title", label=ctx.label(role), covered=c["classes_covered"],
+                  kl=c["kl_to_uniform"]))))
+    cols = {k: ctx.t(f"walkthrough.failures.col_{k}") for k in ("model", "covered", "kl")}
+    out.append(b.table("failures.coverage", [
+        {cols["model"]: ctx.label(r), cols["covered"]: f"{ctx.n(cov[r]['classes_covered'])} / {ctx.n(10)}",
+         cols["kl"]: ctx.n(cov[r]["kl_to_uniform"], ".3f")} for r in present],
+        ctx.t("walkthrough.failures.table_caption", n=COVERAGE_N)))
+    out.append(b.markdown(ctx.t("walkthrough.failures.explain", worst=ctx.label(worst),
+                                covered=cov[worst]["classes_covered"], kl=cov[worst]["kl_to_uniform"],
+                                best=ctx.label(best), best_kl=cov[best]["kl_to_uniform"])))
+    out.append(b.markdown(ctx.t("walkthrough.failures.convergence")))
+    return out
+
+
+def step_cam(ctx: Context) -> list[Block]:
+    out = [b.markdown(ctx.t("walkthrough.cam.intro"))]
+    out.append(b.equation(r"M_c(x, y) = \sum_k w_k^c\, f_k(x, y),\quad S_c = \frac{1}{HW}\sum_{x,y} M_c(x, y) + b_c"))
+    run = ctx.run("gan")
+    if run is None:
+        return out + _missing(ctx, "gan")
+    from gm.images import make_grid
+    from gm.metrics.cam import class_activation_maps, overlay
+    from gm.metrics.classifiers import load_classifier
+    images = ctx.trainer(run).sample(10, seed=0)
+    cam = class_activation_maps(load_classifier("mnist"), images)
+    tiles = torch.from_numpy(overlay(images, cam.heatmaps)).permute(0, 3, 1, 2).float() / 255
+    grid = np.concatenate([make_grid(images.repeat(1, 3, 1, 1), 10), make_grid(tiles, 10)], axis=0)
+    out.append(b.image("cam.heatmaps", grid, ctx.t("walkthrough.cam.caption",
+                                                  predicted=" ".join(ctx.n(int(p)) for p in cam.predicted))))
+    out.append(b.markdown(ctx.t("walkthrough.cam.explain")))
+    return out
+
+
+STEPS: list[StepDef] = [
+    StepDef("data", ("vae",), step_data),
+    StepDef("vae", ("vae",), step_vae),
+    StepDef("controlvae", ("controlvae_kl8", "controlvae_kl14"), step_controlvae),
+    StepDef("gan", ("gan",), step_gan),
+    StepDef("wgan", ("wgan", "wgan_gp"), step_wgan),
+    StepDef("ssgan", ("ssgan",), step_ssgan),
+    StepDef("compare", COMPARED, step_compare),
+    StepDef("dcgan", ("dcgan", "dcgan_tricks"), step_dcgan, extra=True),
+    StepDef("acgan", ("acgan",), step_acgan, extra=True),
+    StepDef("failures", GAN_ROLES, step_failures, extra=True),
+    StepDef("cam", ("gan",), step_cam, extra=True),
+]
+STEP_BY_KEY = {s.key: s for s in STEPS}
