@@ -31,6 +31,7 @@ from gm.metrics.features import (
     ProgressFn,
     Tracker,
     extract,
+    extract_moments,
     format_seconds,
     measure_rate,
 )
@@ -130,20 +131,29 @@ def _image_shape(src: Source, run: _Run | None) -> tuple[int, int, int] | None:
     return None
 
 
+@dataclass
+class _SourceStats:
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+    factor: np.ndarray | None = None   # D x N with factor @ factor.T == sigma, kept when N is small
+
+
 def _source_stats(src: Source, run: _Run | None, extractor: Extractor | None, n: int, seed: int,
-                  tracker: Tracker) -> tuple[np.ndarray, np.ndarray, int]:
+                  tracker: Tracker) -> _SourceStats:
     if src.kind == "stats":
         assert src.mu is not None and src.sigma is not None
-        return src.mu, src.sigma, int(src.meta.get("n", 0) or 0)
+        return _SourceStats(src.mu, src.sigma, int(src.meta.get("n", 0) or 0))
     assert extractor is not None
     if run is not None:
+        # Samples are drawn chunk by chunk as the extractor asks for them: never all n images at once.
         batches = _rebatch(sample_batches(run.trainer, n, seed), extractor.batch_size)
     else:
         assert src.images is not None
         batches = src.images.batches(extractor.batch_size)
-    feats = extract(extractor, batches, tracker)
-    mu, sigma = mean_and_cov(feats)
-    return mu, sigma, feats.shape[0]
+    moments = extract_moments(extractor, batches, tracker)
+    mu, sigma = moments.mean_and_cov()
+    return _SourceStats(mu, sigma, moments.n, moments.factor())
 
 
 def _rebatch(chunks, size: int):
@@ -221,7 +231,9 @@ def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, featu
         shape = _image_shape(src_a, run_a) or (_image_shape(src_b, run_b) if src_b else None)
         announce_estimate(extractor, tracker.total + real, shape, log, real)
 
-    mu_a, sigma_a, n_a = _source_stats(src_a, run_a, extractor, n, seed, tracker)
+    st_a = _source_stats(src_a, run_a, extractor, n, seed, tracker)
+    mu_a, sigma_a, n_a = st_a.mu, st_a.sigma, st_a.n
+    factor_b = None
     if src_b is None:
         assert extractor is not None and ds is not None
         ref = real_stats(ds, extractor, n=n, seed=real_seed, split=split, data_dir=data_dir, tracker=tracker,
@@ -231,13 +243,14 @@ def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, featu
         mu_b, sigma_b, n_b, stats_key = ref.mu, ref.sigma, ref.n, ref.key_id
         b_desc = f"{ds} {split} real n={n} seed={real_seed}"
     else:
-        mu_b, sigma_b, n_b = _source_stats(src_b, run_b, extractor, n, seed, tracker)
+        st_b = _source_stats(src_b, run_b, extractor, n, seed, tracker)
+        mu_b, sigma_b, n_b, factor_b = st_b.mu, st_b.sigma, st_b.n, st_b.factor
         stats_key = key_id(src_b.meta) if src_b.kind == "stats" and src_b.meta else _content_id(mu_b, sigma_b)
         b_desc = str(src_b.path)
     if extractor is not None and (mu_a.shape[0] != extractor.dims or mu_b.shape[0] != extractor.dims):
         raise GMError(f"The statistics are {mu_a.shape[0]}-d and {mu_b.shape[0]}-d but {extractor.kind} features "
                       f"are {extractor.dims}-d; use statistics made with the same --features.")
-    value = frechet_distance(mu_a, sigma_a, mu_b, sigma_b)
+    value = frechet_distance(mu_a, sigma_a, mu_b, sigma_b, factor1=st_a.factor, factor2=factor_b)
     result = FIDResult(value, features, extractor.name if extractor else "stats", n_a, n_b, str(src_a.path),
                        b_desc, stats_key, run_a.step if run_a else None, seed, time.perf_counter() - start)
     if record and run_a is not None:
@@ -367,8 +380,9 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
         tracker.add_work(len(gen_set))
         ref_i = real_stats(ds, ext, n=n, seed=real_seed, split=split, data_dir=data_dir, tracker=tracker,
                            folder=cache_folder)
-        mu_i, sigma_i = mean_and_cov(extract(ext, gen_set.batches(ext.batch_size), tracker))
-        result["fid_inception"] = frechet_distance(mu_i, sigma_i, ref_i.mu, ref_i.sigma)
+        moments = extract_moments(ext, gen_set.batches(ext.batch_size), tracker)
+        mu_i, sigma_i = moments.mean_and_cov()
+        result["fid_inception"] = frechet_distance(mu_i, sigma_i, ref_i.mu, ref_i.sigma, factor1=moments.factor())
         result["stats_key_inception"] = ref_i.key_id
 
     result["seconds"] = round(time.perf_counter() - start, 3)

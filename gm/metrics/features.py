@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gm.errors import GMError
+from gm.metrics.frechet import Moments
 
 # progress(done_images, total_images, eta_seconds or None)
 ProgressFn = Callable[[int, int, "float | None"], None]
@@ -115,6 +116,25 @@ def extract(extractor: Extractor, batches: Iterator[torch.Tensor], tracker: Trac
     if not out:
         raise GMError("No images to compute features of.")
     return np.concatenate(out, axis=0)
+
+
+def extract_moments(extractor: Extractor, batches: Iterator[torch.Tensor],
+                    tracker: Tracker | None = None) -> Moments:
+    """Mean and covariance of the features of every batch, accumulated as they come.
+
+    Only one batch of images and its features exist at a time (images are resized to 299x299 inside
+    the extractor, batch by batch), so memory does not grow with the number of images.
+    """
+    moments = Moments()
+    for images in batches:
+        if tracker is not None:
+            tracker.check()
+        moments.add(extractor(images))
+        if tracker is not None:
+            tracker.advance(images.shape[0])
+    if moments.n == 0:
+        raise GMError("No images to compute features of.")
+    return moments
 
 
 def measure_rate(extractor: Extractor, image_shape: tuple[int, int, int], min_seconds: float = 0.5) -> float:

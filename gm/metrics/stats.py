@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from gm.errors import GMError
-from gm.metrics.features import Extractor, Tracker, extract
-from gm.metrics.frechet import mean_and_cov
+from gm.metrics.features import Extractor, Tracker, extract_moments
 
 FORMAT = 1
 
@@ -121,8 +120,7 @@ def real_stats(dataset: str, extractor: Extractor, *, n: int = 5000, seed: int =
             return hit
     if tracker is not None:
         tracker.add_work(n)
-    feats = extract(extractor, real.images.batches(extractor.batch_size), tracker)
-    mu, sigma = mean_and_cov(feats)
+    mu, sigma = extract_moments(extractor, real.images.batches(extractor.batch_size), tracker).mean_and_cov()
     path = save_cached(key, mu, sigma, folder) if use_cache else None
     return Stats(mu, sigma, n, key, path, cached=False)
 
