@@ -72,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--no-metrics", action="store_true", help="leave out metrics.jsonl (the training log)")
     pu.add_argument("--token", help="Hub token with write access (default $HF_TOKEN); never stored")
 
+    ex = sub.add_parser("export", help="a run or the whole walkthrough as an offline HTML report and/or a ZIP "
+                                       "of PNG figures with CSV/JSON numbers")
+    ex.add_argument("run_dir", nargs="?", help="run folder to export (or --walkthrough)")
+    ex.add_argument("--walkthrough", action="store_true",
+                    help="export every step of the classroom walkthrough (pretrained or newest local runs)")
+    ex.add_argument("--out", required=True, help="file.html (report), file.zip (figures and numbers) or a folder (both)")
+    ex.add_argument("--lang", default="en", help="language: en or fa (Persian, right to left)")
+    ex.add_argument("--static", action="store_true", help="PNG charts instead of interactive plotly ones (smaller)")
+    ex.add_argument("--runs-dir", help="where --walkthrough looks for local runs")
+
     pl = sub.add_parser("pull", help="download a gm model from the Hub into the runs dir as a run folder")
     pl.add_argument("repo_id", help="owner/name on the Hub")
     pl.add_argument("--revision", help="branch, tag or commit")
@@ -238,8 +248,15 @@ def cmd_pull(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from gm.export import write
+    print(write(args.out, run=args.run_dir, walkthrough=args.walkthrough, lang=args.lang, static=args.static,
+                runs_dir=args.runs_dir))
+    return 0
+
+
 COMMANDS = {"models": cmd_models, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
-            "runs": cmd_runs, "push": cmd_push, "pull": cmd_pull}
+            "runs": cmd_runs, "push": cmd_push, "pull": cmd_pull, "export": cmd_export}
 
 from gm.metrics.cli import COMMANDS as _METRICS_COMMANDS  # noqa: E402  (stats, fid, eval)
 

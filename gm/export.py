@@ -72,7 +72,8 @@ def run_blocks(run: RunFolder, lang: str) -> Built:
     curves: list[Block] = []
     for title, keys, ref in plots.charts_for(cfg.get("family", "vae"), records, lang):
         fig = plots.line_figure(records, keys, title=title, smoothing=0.6, reference=ref,
-                                names=[t(f"metric.{k}") for k in keys], reference_name=t("metric.set_point"))
+                                names=[t(f"metric.{k}") for k in keys], reference_name=t("metric.set_point"),
+                                x_title=t("monitor.axis_step"))
         curves.append(b.chart(f"curve_{keys[0]}", fig))
     dims = next((r["kl_dims"] for r in reversed(records) if isinstance(r.get("kl_dims"), list)), None)
     if dims:

@@ -38,6 +38,7 @@ CHARTS: dict[str, list[tuple[str, tuple[str, ...], str | None]]] = {
     ],
 }
 
+AXIS_TITLES = {"step": "step", "time": "wall time (s)", "epoch": "epoch"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -109,7 +110,8 @@ def series(records: Sequence[dict[str, Any]], key: str, x_axis: str = "step") ->
 def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title: str = "",
                 smoothing: float = 0.6, log_y: bool = False, x_axis: str = "step",
                 reference: str | None = None, max_points: int = 2000, height: int = 300,
-                names: Sequence[str] | None = None, reference_name: str = "set point") -> go.Figure:
+                names: Sequence[str] | None = None, reference_name: str = "set point",
+                x_title: str | None = None) -> go.Figure:
     """One chart: each key smoothed (solid) over its raw curve (faint)."""
     fig = go.Figure()
     shown = []
@@ -136,7 +138,7 @@ def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title
     fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
                       margin={"l": 10, "r": 10, "t": 36, "b": 10},
                       legend={"orientation": "h", "y": -0.2}, hovermode="x unified")
-    fig.update_xaxes(title_text={"step": "step", "time": "wall time (s)", "epoch": "epoch"}.get(x_axis, x_axis))
+    fig.update_xaxes(title_text=x_title or AXIS_TITLES.get(x_axis, x_axis))
     if log_y:
         fig.update_yaxes(type="log")
     yr = robust_range(shown, log_y)
@@ -173,6 +175,7 @@ def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: st
     fig.update_layout(title={"text": kwargs.get("title", key), "font": {"size": 14}},
                       height=kwargs.get("height", 340), margin={"l": 10, "r": 10, "t": 36, "b": 10},
                       legend={"orientation": "h", "y": -0.2}, hovermode="x unified")
+    fig.update_xaxes(title_text=kwargs.get("x_title") or AXIS_TITLES.get(x_axis, x_axis))
     if kwargs.get("log_y"):
         fig.update_yaxes(type="log")
     yr = robust_range(shown, kwargs.get("log_y", False))

@@ -76,15 +76,17 @@ def _chart(block: Block, interactive: bool) -> str:
         from gm.figures import figure_png
         inner = f'<img alt="{html.escape(block.key)}" src="{_png_data_url(figure_png(block.figure))}">'
     caption = f'<div class="caption">{_markdown(block.caption)}</div>' if block.caption else ""
-    return f'<div class="chart" data-key="{html.escape(block.key)}">{inner}</div>{caption}'
+    return f'<div class="chart" dir="ltr" data-key="{html.escape(block.key)}">{inner}</div>{caption}'
 
 
 def _table(block: Block) -> str:
     rows = block.rows or []
     if not rows:
         return ""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    head = "".join(f'<th dir="auto">{html.escape(str(c))}</th>' for c in rows[0])
+    # dir="auto": a cell of shapes or code ("64 x 7 x 7") reads left to right inside a Persian table.
+    body = "".join("<tr>" + "".join(f'<td dir="auto">{html.escape(str(v))}</td>' for v in r.values()) + "</tr>"
+                   for r in rows)
     caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
     return f'<table data-key="{html.escape(block.key)}">{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 

@@ -6,6 +6,7 @@ The library (gm/) never imports Streamlit; everything UI-specific lives here and
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,16 @@ def t(key: str, **values: Any) -> str:
     return i18n.t(key, lang(), **values)
 
 
+def translator() -> Callable[..., str]:
+    """`t` bound to this script run's language. Pages use it: widget format_funcs may be called
+    after the run (AppTest does), when session state is out of reach."""
+    language = lang()
+
+    def bound(key: str, **values: Any) -> str:
+        return i18n.t(key, language, **values)
+    return bound
+
+
 def n(value: float | int, spec: str = "") -> str:
     """A number in the current language's digits (۱۲٫۵ in Persian)."""
     return i18n.number(value, lang(), spec)
@@ -65,6 +76,14 @@ _RTL_CSS = """
 }
 [data-testid="stMarkdownContainer"] li { text-align: right; }
 """
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for st.dataframe: in a right-to-left language the first column goes on the right (the
+    grid itself always lays columns out left to right)."""
+    if not i18n.is_rtl(lang()):
+        return rows
+    return [dict(reversed(list(row.items()))) for row in rows]
 
 
 def apply_language_style() -> None:

@@ -4,7 +4,7 @@ from gm import plots
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("compare.title"))
 runs = ui.all_runs()
@@ -35,7 +35,8 @@ metric_b = c2.selectbox(t("compare.second_metric"), [none, *keys],
 smoothing = c3.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, key="cmp.smooth")
 
 for metric in [metric_a] + ([metric_b] if metric_b != none else []):
-    fig = plots.overlay_figure(list(records.items()), metric, title=t(f"metric.{metric}"), smoothing=smoothing)
+    fig = plots.overlay_figure(list(records.items()), metric, title=t(f"metric.{metric}"), smoothing=smoothing,
+                               x_title=t("monitor.axis_step"))
     st.plotly_chart(fig, width="stretch", key=f"cmp-{metric}")
 
 st.subheader(t("compare.latest"))
@@ -49,7 +50,7 @@ for r in selected:
                      t("compare.col_features"): features, t("compare.col_value"): e.get("value"),
                      "n": e.get("n"), t("compare.col_step"): e.get("step")})
 if rows:
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(ui.table_rows(rows), hide_index=True, width="stretch")
 else:
     st.caption(t("compare.no_evaluations"))
 

@@ -4,7 +4,7 @@ from gm import plots
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("evaluate.title"))
 run = ui.current_run()
@@ -114,7 +114,7 @@ st.subheader(t("evaluate.history"))
 if not history:
     st.caption(t("evaluate.no_history"))
 else:
-    st.dataframe(history, hide_index=True, width="stretch")
+    st.dataframe(ui.table_rows(history), hide_index=True, width="stretch")
     metric_names = sorted({(h.get("metric"), h.get("features")) for h in history})
     label = {m: f"{m[0]} ({m[1]})" for m in metric_names}
     pick = st.selectbox(t("evaluate.chart_over_steps"), metric_names, format_func=label.get, key="ev.chart")

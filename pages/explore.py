@@ -7,7 +7,7 @@ from gm.images import make_grid
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("explore.title"))
 run = ui.current_run()

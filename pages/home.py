@@ -4,7 +4,7 @@ from gm.registry import MODELS
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("home.title"))
 st.markdown(t("home.intro"))
@@ -49,7 +49,7 @@ else:
         rows.append({t("home.col_run"): run.name, t("home.col_model"): model,
                      t("home.col_status"): t(f"status.{state.get('status')}"), t("home.col_step"): state.get("step"),
                      t("home.col_of"): state.get("total_steps"), t("home.col_updated"): state.get("updated")})
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(ui.table_rows(rows), hide_index=True, width="stretch")
 
 st.subheader(t("home.hub_heading"))
 st.caption(t("home.hub_intro"))

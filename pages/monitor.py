@@ -5,7 +5,7 @@ from gm.runs.reader import MetricsHistory
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("monitor.title"))
 run = ui.current_run()
@@ -60,7 +60,7 @@ def live() -> None:
     for i, (title, keys, ref) in enumerate(charts):
         fig = plots.line_figure(records, keys, title=title, smoothing=smoothing, log_y=log_y, x_axis=x_axis,
                                 reference=ref, names=[t(f"metric.{k}") for k in keys],
-                                reference_name=t("metric.set_point"))
+                                reference_name=t("metric.set_point"), x_title=t(f"monitor.axis_{x_axis}"))
         cols[i % 2].plotly_chart(fig, width="stretch", key=f"chart-{keys[0]}")
     dims = next((r["kl_dims"] for r in reversed(records) if isinstance(r.get("kl_dims"), list)), None)
     if dims:

@@ -7,7 +7,7 @@ from pages import _forms
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("train.title"))
 

@@ -10,7 +10,7 @@ from gm.walkthrough.demos import pixel_shuffle_figure
 from pages import _ui as ui
 
 ui.entered_through_app()
-t = ui.t
+t = ui.translator()
 
 st.title(t("walkthrough.page.title"))
 st.caption(t("walkthrough.page.intro"))
@@ -22,18 +22,13 @@ if st.session_state.get("wt.step") not in STEPS:
 pending = st.session_state.pop("wt.step_pending", None)   # set by Previous / Next before a rerun
 if pending in STEPS:
     st.session_state["wt.step"] = pending
-step = st.selectbox(t("walkthrough.page.step"), STEPS, key="wt.step",
-                    format_func=lambda k: wt.step_title(k, ui.lang()))
+LANG = ui.lang()
+step = st.selectbox(t("walkthrough.page.step"), STEPS, key="wt.step", format_func=lambda k: wt.step_title(k, LANG))
 
 
 # ---- which run plays each role ---------------------------------------------------------------------
 def _choices(role: str) -> list[str]:
     return [str(r.path) for r in wt.candidates(role, ui.runs_dir())]
-
-
-def _run_label(path: str) -> str:
-    from gm.runs.folder import RunFolder
-    return ui.run_label(RunFolder(path))
 
 
 def runs_for(roles) -> dict:
@@ -57,8 +52,10 @@ with st.expander(t("walkthrough.page.runs_heading")):
             key = f"wt.role.{role}"
             if st.session_state.get(key) not in options:
                 st.session_state[key] = options[0]
+            from gm.runs.folder import RunFolder
+            labels = {p: ui.run_label(RunFolder(p)) for p in options}
             cols[i % len(cols)].selectbox(t("walkthrough.page.source", label=t(f"walkthrough.role.{role}")),
-                                          options, key=key, format_func=_run_label)
+                                          options, key=key, format_func=labels.get)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -183,7 +180,7 @@ def draw(blocks) -> None:
             group = [block]
             while i + len(group) < len(blocks) and blocks[i + len(group)].kind == block.kind:
                 group.append(blocks[i + len(group)])
-            width = 3 if block.kind == "image" else 2
+            width = min(len(group), 3 if block.kind == "image" else 2)
             for start in range(0, len(group), width):
                 cols = st.columns(width)
                 for col, item in zip(cols, group[start:start + width]):
@@ -199,7 +196,7 @@ def draw(blocks) -> None:
             st.latex(block.text)
         elif block.kind == "table":
             st.caption(block.caption)
-            st.dataframe(block.rows, hide_index=True, width="stretch", key=f"wt.{block.key}")
+            st.dataframe(ui.table_rows(block.rows), hide_index=True, width="stretch", key=f"wt.{block.key}")
         elif block.kind == "metrics":
             draw_metrics(block)
         elif block.kind == "demo":
@@ -212,20 +209,22 @@ def draw(blocks) -> None:
 
 
 runs = runs_for(roles)
-st.header(wt.step_title(step, ui.lang()))
+st.header(wt.step_title(step, LANG))
 with ui.user_errors(), st.spinner():
-    blocks = _blocks(step, ui.lang(), _signature(runs), runs)
+    blocks = _blocks(step, LANG, _signature(runs), runs)
 draw(blocks)
 
-# ---- previous / next ----------------------------------------------------------------------------------
+# ---- previous / next (mirrored in a right-to-left language: "next" points left) ----------------------
 index = STEPS.index(step)
-prev_col, _, next_col = st.columns([1, 4, 1])
-if index > 0 and prev_col.button("← " + t("walkthrough.page.previous") if not i18n.is_rtl(ui.lang())
-                                 else t("walkthrough.page.previous") + " →", key="wt.prev", width="stretch"):
+rtl = i18n.is_rtl(LANG)
+left, _, right = st.columns([1, 4, 1])
+prev_col, next_col = (right, left) if rtl else (left, right)
+prev_label = t("walkthrough.page.previous") + " →" if rtl else "← " + t("walkthrough.page.previous")
+next_label = "← " + t("walkthrough.page.next") if rtl else t("walkthrough.page.next") + " →"
+if index > 0 and prev_col.button(prev_label, key="wt.prev", width="stretch"):
     st.session_state["wt.step_pending"] = STEPS[index - 1]
     st.rerun()
-if index < len(STEPS) - 1 and next_col.button(t("walkthrough.page.next") + " →" if not i18n.is_rtl(ui.lang())
-                                              else "← " + t("walkthrough.page.next"), key="wt.next", width="stretch"):
+if index < len(STEPS) - 1 and next_col.button(next_label, key="wt.next", width="stretch"):
     st.session_state["wt.step_pending"] = STEPS[index + 1]
     st.rerun()
 
@@ -238,15 +237,15 @@ if st.button(t("walkthrough.page.prepare"), key="wt.prepare", icon=":material/do
     from gm import export
     with st.spinner(t("walkthrough.page.preparing")), ui.user_errors():
         every = runs_for(wt.ROLES)
-        built = [(s, _blocks(s, ui.lang(), _signature({r: every[r] for r in wt.STEP_BY_KEY[s].roles}),
+        built = [(s, _blocks(s, LANG, _signature({r: every[r] for r in wt.STEP_BY_KEY[s].roles}),
                               {r: every[r] for r in wt.STEP_BY_KEY[s].roles})) for s in STEPS]
         st.session_state["wt.export"] = {
-            "lang": ui.lang(),
-            "html": export.walkthrough_html(built, ui.lang()),
-            "zip": export.walkthrough_zip(built, ui.lang()),
+            "lang": LANG,
+            "html": export.walkthrough_html(built, LANG),
+            "zip": export.walkthrough_zip(built, LANG),
         }
 ready = st.session_state.get("wt.export")
-if ready and ready["lang"] == ui.lang():
+if ready and ready["lang"] == LANG:
     c1, c2 = st.columns(2)
     c1.download_button(t("walkthrough.page.download_html"), ready["html"], file_name=f"gm-walkthrough-{ready['lang']}.html",
                        mime="text/html", key="wt.dl.html", icon=":material/description:")

@@ -26,10 +26,13 @@ __all__ = ["Block", "Context", "Metric", "ROLES", "Role", "STEP_BY_KEY", "STEPS"
 
 
 def step_title(key: str, lang: str) -> str:
-    """"3 · ControlVAE" for the assignment's steps, "+ CAM" for the extra sections."""
+    """"3 · ControlVAE…" for the assignment's steps, "+ CAM…" for the extra sections (the catalogs
+    choose the pattern: a middle dot next to a Persian digit reads as a zero)."""
     numbered = [s.key for s in STEPS if not s.extra]
-    prefix = i18n.number(numbered.index(key) + 1, lang) + " · " if key in numbered else "+ "
-    return prefix + i18n.t(f"walkthrough.{key}.title", lang)
+    title = i18n.t(f"walkthrough.{key}.title", lang)
+    if key in numbered:
+        return i18n.t("walkthrough.page.numbered", lang, n=numbered.index(key) + 1, title=title)
+    return i18n.t("walkthrough.page.extra", lang, title=title)
 
 
 def steps_in_order() -> list[str]:

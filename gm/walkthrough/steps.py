@@ -103,7 +103,7 @@ def _line(ctx: Context, key: str, run: RunFolder, keys: tuple[str, ...], title: 
           reference: str | None = None, log_y: bool = False) -> Block:
     fig = plots.line_figure(run.read_metrics(), keys, title=title, smoothing=0.6, log_y=log_y,
                             reference=reference, names=_metric_names(ctx, keys),
-                            reference_name=ctx.t("metric.set_point"))
+                            reference_name=ctx.t("metric.set_point"), x_title=ctx.t("monitor.axis_step"))
     return b.chart(key, fig)
 
 
@@ -116,7 +116,8 @@ def _overlay(ctx: Context, key: str, roles: tuple[str, ...], metric: str, title:
             value = next((r[reference] for r in reversed(records) if isinstance(r.get(reference), (int, float))), None)
             if value is not None:
                 refs.append((f"{ctx.t('metric.set_point')} {ctx.n(value, 'g')}", float(value)))
-    return b.chart(key, plots.overlay_figure(runs, metric, title=title, smoothing=0.6, references=refs))
+    return b.chart(key, plots.overlay_figure(runs, metric, title=title, smoothing=0.6, references=refs,
+                                             x_title=ctx.t("monitor.axis_step")))
 
 
 def fid_text(ctx: Context, value: float) -> str:
