@@ -121,7 +121,7 @@ def test_fast_model_refuses_other_pytorch_fid_configurations(reference):
 def test_moments_equal_numpy_cov_batch_by_batch():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(103, 7)) * rng.uniform(0.1, 3, size=7) + 1e3     # large mean: cancellation check
-    mom = Moments(keep_rows=50)
+    mom = Moments(keep_rows=50, block=32)   # blocks of 4 batches, then a partial one
     for start in range(0, 103, 10):
         mom.add(x[start:start + 10])
     mu, sigma = mom.mean_and_cov()

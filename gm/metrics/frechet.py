@@ -96,16 +96,20 @@ class Moments:
 
     Sums are taken around a shift (the first batch's mean), so the covariance does not lose digits to
     cancellation when the mean is large against the spread; the result equals np.cov of all the rows to
-    about 1e-12 relative. While N <= keep_rows the rows are kept too, so :meth:`factor` can hand the
-    low-rank factor to :func:`frechet_distance`.
+    about 1e-12 relative. Rows are gathered into blocks of `block` before each update: one D x D
+    product per 50-image batch costs about five times what np.cov takes for the same rows. While
+    N <= keep_rows the rows are kept too, so :meth:`factor` can hand the low-rank factor to
+    :func:`frechet_distance`.
     """
 
-    def __init__(self, keep_rows: int = 2048) -> None:
+    def __init__(self, keep_rows: int = 2048, block: int = 512) -> None:
         self.n = 0
-        self.keep_rows = keep_rows
+        self.keep_rows, self.block = keep_rows, block
         self._shift: np.ndarray | None = None
         self._sum: np.ndarray | None = None
         self._outer: np.ndarray | None = None
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
         self._rows: list[np.ndarray] | None = []
 
     def add(self, batch: np.ndarray) -> None:
@@ -118,18 +122,30 @@ class Moments:
             self._sum, self._outer = np.zeros(d), np.zeros((d, d))
         elif x.shape[1] != self._shift.shape[0]:
             raise GMError(f"Feature batches changed width ({self._shift.shape[0]} then {x.shape[1]}).")
-        c = x - self._shift
-        self._sum += c.sum(axis=0)
-        self._outer += c.T @ c
         self.n += x.shape[0]
+        self._pending.append(x)
+        self._pending_rows += x.shape[0]
         if self._rows is not None:
             self._rows.append(x)
             if self.n > self.keep_rows:
                 self._rows = None
+        if self._pending_rows >= self.block:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        assert self._sum is not None and self._outer is not None
+        c = np.concatenate(self._pending) - self._shift
+        self._sum += c.sum(axis=0)
+        self._outer += c.T @ c
+        self._pending, self._pending_rows = [], 0
 
     def mean_and_cov(self) -> tuple[np.ndarray, np.ndarray]:
         if self.n < 2 or self._shift is None:
             raise GMError(f"Statistics need at least 2 feature vectors; got {self.n}.")
+        self._flush()
+        assert self._sum is not None and self._outer is not None
         m = self._sum / self.n
         cov = (self._outer - self.n * np.outer(m, m)) / (self.n - 1)
         return self._shift + m, (cov + cov.T) / 2
