@@ -30,6 +30,7 @@ class Variant:
     name: str
     run: Callable[[], float | dict[str, Any]]
     warmup: int = 1          # untimed calls before the first repeat (allocator, oneDNN, caches)
+    warmup_run: Callable[[], Any] | None = None   # what a warm-up call runs instead of `run` (a shorter job)
 
 
 @dataclass
@@ -69,7 +70,7 @@ def compare(variants: list[Variant], repeats: int = 5, *, higher_is_better: bool
     for v in variants:
         result.values[v.name], result.extras[v.name] = [], []
         for _ in range(v.warmup):
-            v.run()
+            (v.warmup_run or v.run)()
     for r in range(repeats):
         k = r % len(variants)
         for v in variants[k:] + variants[:k]:

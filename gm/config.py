@@ -33,6 +33,16 @@ class TrainConfig:
     checkpoint_every: int = option(1000, "Checkpoint every this many steps (and at the end/stop).", min=1)
     checkpoint_seconds: float = option(600.0, "Also checkpoint when this many seconds have passed since the last one.", min=1)
     keep_checkpoints: int = option(3, "How many recent checkpoints to keep (the best one is always kept).", min=1)
+    # Speed options (README, "Performance"). Defaults are the papers' exact fp32 eager settings; a
+    # config.json written before these fields existed loads with these defaults.
+    precision: str = option("fp32", "Arithmetic of the forward passes: 'fp32' (exact, the papers' setting) "
+                                    "or 'bf16' (autocast bfloat16; losses stay fp32): faster on recent "
+                                    "GPUs, slower on most CPUs.", choices=("fp32", "bf16"))
+    channels_last: bool = option(False, "Channels-last memory layout for images and convolution weights "
+                                        "(faster convolutions on GPUs, with bf16 above all; no gain on CPUs).")
+    compile: bool = option(False, "Compile the networks with torch.compile: faster steps on a GPU after "
+                                  "a first step that compiles for a minute or more; needs a C++ compiler "
+                                  "on CPUs.")
 
 
 def fields_of(config_cls: type) -> list[dataclasses.Field]:

@@ -179,6 +179,7 @@ def _total_steps(steps: int | None, epochs: float | None, n: int, batch: int, pe
 
 def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int) -> Session:
     trainer = spec.trainer_cls(config, dataset, dev)
+    trainer.apply_performance_options()
     batcher = Batcher(dataset, config.batch_size, config.seed, dev, with_labels=trainer.uses_labels)
     return Session(run=run, spec=spec, config=config, trainer=trainer, batcher=batcher, device=dev,
                    total_steps=total)

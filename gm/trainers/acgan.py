@@ -8,6 +8,7 @@ the ten digits.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -51,22 +52,21 @@ class ACGANTrainer(AdversarialTrainer):
             labels = torch.arange(z.shape[0], device=z.device) % self.num_classes
         return self.generator(z, labels.to(z.device))
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def optimize(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         if labels is None:
             raise GMError("ACGAN trains on labelled batches; the data loader gave none.")
-        real = self.prepare(images)
         n = real.shape[0]
         fake_labels = torch.randint(0, self.num_classes, (n,), device=self.device, generator=self.noise)
-        fake = self.generate(self.latent(n), fake_labels)
+        fake = self.fwd(self.generate, self.latent(n), fake_labels)
 
-        src, cls = self.discriminator(torch.cat([real, fake.detach()]))
+        src, cls = self.fwd(self.discriminator, torch.cat([real, fake.detach()]))
         d_loss, _, d_cls = acgan_d_loss(src[:n], src[n:], cls[:n], cls[n:], labels, fake_labels)
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
 
         with frozen(self.discriminator):
-            g_src, g_cls_logits = self.discriminator(fake)
+            g_src, g_cls_logits = self.fwd(self.discriminator, fake)
         g_loss, _, g_cls = acgan_g_loss(g_src, g_cls_logits, fake_labels)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -103,4 +103,5 @@ class ACGANTrainer(AdversarialTrainer):
         rows, cols = self.grid_shape
         gen = torch.Generator(device="cpu").manual_seed(self.config.seed + 12345)
         z = torch.randn((cols, self.config.latent_dim), generator=gen).repeat(rows, 1).to(self.device)
-        return self.sample_from(z, self.grid_classes().to(self.device)), cols
+        with self._compile_guard() if self._compiled else contextlib.nullcontext():
+            return self.sample_from(z, self.grid_classes().to(self.device)), cols

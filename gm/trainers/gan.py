@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from gm.config import TrainConfig, option
-from gm.data.base import ImageDataset, to_signed
+from gm.data.base import ImageDataset
 from gm.errors import GMError
 from gm.losses import ns_d_loss, ns_g_loss
 from gm.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -73,12 +73,9 @@ class AdversarialTrainer(Trainer):
     def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         c = self.config
         betas = (c.beta1, c.beta2)
-        return (torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=betas),
-                torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=betas))
-
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 batch -> what D sees as real: [-1, 1] like the Tanh generators."""
-        return to_signed(images, self.max_value)
+        # foreach: see Trainer.load_state_dict
+        return (torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=betas, foreach=True),
+                torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=betas, foreach=True))
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z)
@@ -153,14 +150,13 @@ class GANTrainer(AdversarialTrainer):
             return x
         return x + sigma * torch.randn(x.shape, device=x.device, generator=self.noise)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        real = self.prepare(images)
+    def optimize(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         n = real.shape[0]
-        fake = self.generate(self.latent(n))
+        fake = self.fwd(self.generate, self.latent(n))
         sigma = self.noise_sigma()
 
         # D and its inputs share one forward (no batch norm in D, so this equals two calls).
-        logits = self.discriminator(self.perturb(torch.cat([real, fake.detach()]), sigma))
+        logits = self.fwd(self.discriminator, self.perturb(torch.cat([real, fake.detach()]), sigma))
         real_logits, fake_logits = logits[:n], logits[n:]
         d_loss = ns_d_loss(real_logits, fake_logits, self.real_target())
         self.opt_d.zero_grad(set_to_none=True)
@@ -168,7 +164,7 @@ class GANTrainer(AdversarialTrainer):
         self.opt_d.step()
 
         with frozen(self.discriminator):
-            g_loss = ns_g_loss(self.discriminator(self.perturb(fake, sigma)))
+            g_loss = ns_g_loss(self.fwd(self.discriminator, self.perturb(fake, sigma)))
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -218,9 +214,9 @@ class DCGANTrainer(GANTrainer):
     def noise_sigma(self) -> float:
         return annealed_sigma(self.step, self.config.instance_noise, self.config.noise_anneal_steps)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def optimize(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         sigma = self.noise_sigma()
-        out = super().train_step(images, labels)
+        out = super().optimize(real, labels)
         if self.config.instance_noise > 0:
             out["noise_sigma"] = sigma
         return out

@@ -64,18 +64,17 @@ class SSGANTrainer(AdversarialTrainer):
     def _adv_losses(self):
         return (hinge_d_loss, hinge_g_loss) if self.config.loss == "hinge" else (ns_d_loss, ns_g_loss)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def optimize(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         c = self.config
         d_adv_loss, g_adv_loss = self._adv_losses()
         sums: dict[str, torch.Tensor] = {}
-        reals = self.split(images)
-        for chunk in reals:
-            real = self.prepare(chunk)
+        reals = self.split(x)
+        for real in reals:
             n = real.shape[0]
             with torch.no_grad():
-                fake = self.generate(self.latent(n))
+                fake = self.fwd(self.generate, self.latent(n))
             rotated, rot_labels = rotate_quarters(real)
-            adv, rot_logits = self.discriminator(torch.cat([real, fake, rotated]))
+            adv, rot_logits = self.fwd(self.discriminator, torch.cat([real, fake, rotated]))
             d_adv = d_adv_loss(adv[:n], adv[n:2 * n])
             d_rot = rotation_loss(rot_logits[2 * n:], rot_labels)
             d_loss = d_adv + c.rot_weight_d * d_rot
@@ -89,10 +88,10 @@ class SSGANTrainer(AdversarialTrainer):
                 sums[k] = sums[k] + v if k in sums else v
 
         n = c.batch_size
-        fake = self.generate(self.latent(n))
+        fake = self.fwd(self.generate, self.latent(n))
         rotated, rot_labels = rotate_quarters(fake)
         with frozen(self.discriminator):
-            adv, rot_logits = self.discriminator(torch.cat([fake, rotated]))
+            adv, rot_logits = self.fwd(self.discriminator, torch.cat([fake, rotated]))
         g_rot = rotation_loss(rot_logits[n:], rot_labels)
         g_loss = g_adv_loss(adv[:n]) + c.rot_weight_g * g_rot
         self.opt_g.zero_grad(set_to_none=True)

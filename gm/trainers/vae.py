@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from gm.config import TrainConfig, option
-from gm.data.base import ImageDataset, to_unit
+from gm.data.base import ImageDataset
 from gm.losses import bernoulli_recon, gaussian_kl_per_dim
 from gm.models.vae import VAE
 from gm.trainers.base import Trainer
@@ -36,7 +36,8 @@ class VAETrainer(Trainer):
     def __init__(self, config: VAEConfig, dataset: ImageDataset, device: torch.device) -> None:
         super().__init__(config, dataset, device)
         self.vae = VAE(config.latent_dim, dataset.image_shape[0], config.width).to(device)
-        self.opt = torch.optim.Adam(self.vae.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+        self.opt = torch.optim.Adam(self.vae.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
+                                    foreach=True)  # see Trainer.load_state_dict
         self.beta = 1.0
 
     def modules(self):
@@ -53,10 +54,9 @@ class VAETrainer(Trainer):
         """Extra per-step metrics of subclasses (e.g. controller terms)."""
         return {}
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
-        x = to_unit(images, self.max_value)
+    def optimize(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
         eps = torch.randn((x.shape[0], self.vae.latent_dim), device=self.device, generator=self.noise)
-        logits, mu, logvar = self.vae(x, eps)
+        logits, mu, logvar = self.fwd(self.vae, x, eps)
         recon = bernoulli_recon(logits, x)
         kl_dims = gaussian_kl_per_dim(mu, logvar)
         kl = kl_dims.sum()

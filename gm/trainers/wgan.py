@@ -79,15 +79,14 @@ class WassersteinTrainer(AdversarialTrainer):
     def after_critic_update(self) -> None:
         pass
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def optimize(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         sums: dict[str, torch.Tensor] = {}
-        reals = self.split(images)
-        for chunk in reals:
-            real = self.prepare(chunk)
+        reals = self.split(x)
+        for real in reals:
             n = real.shape[0]
             with torch.no_grad():
-                fake = self.generate(self.latent(n))
-            scores = self.discriminator(torch.cat([real, fake]))
+                fake = self.fwd(self.generate, self.latent(n))
+            scores = self.fwd(self.discriminator, torch.cat([real, fake]))
             real_scores, fake_scores = scores[:n], scores[n:]
             d_loss = wasserstein_d_loss(real_scores, fake_scores)
             terms = {"w_dist": -d_loss.detach(), "d_real": real_scores.detach().mean(),
@@ -104,9 +103,9 @@ class WassersteinTrainer(AdversarialTrainer):
             for k, v in terms.items():
                 sums[k] = sums[k] + v if k in sums else v
 
-        fake = self.generate(self.latent(self.config.batch_size))
+        fake = self.fwd(self.generate, self.latent(self.config.batch_size))
         with frozen(self.discriminator):
-            g_loss = wasserstein_g_loss(self.discriminator(fake))
+            g_loss = wasserstein_g_loss(self.fwd(self.discriminator, fake))
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -123,8 +122,8 @@ class WGANTrainer(WassersteinTrainer):
 
     def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         # Momentum-based optimisers destabilised the clipped critic in the WGAN paper: RMSProp.
-        return (torch.optim.RMSprop(self.generator.parameters(), lr=self.config.lr_g),
-                torch.optim.RMSprop(self.discriminator.parameters(), lr=self.config.lr_d))
+        return (torch.optim.RMSprop(self.generator.parameters(), lr=self.config.lr_g, foreach=True),
+                torch.optim.RMSprop(self.discriminator.parameters(), lr=self.config.lr_d, foreach=True))
 
     def batches_per_step(self) -> int:
         if self.config.critic_boost and (self.step < 25 or self.step % 500 == 0):
@@ -144,4 +143,4 @@ class WGANTrainer(WassersteinTrainer):
 class WGANGPTrainer(WassersteinTrainer):
     def critic_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         eps = torch.rand((real.shape[0],), device=self.device, generator=self.noise)
-        return gradient_penalty(self.discriminator, real, fake, eps)
+        return gradient_penalty(lambda x: self.fwd(self.discriminator, x), real, fake, eps)

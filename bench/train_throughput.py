@@ -1,0 +1,329 @@
+"""Training throughput of every model: gm's loop against the pure compute limit and a typical script.
+
+    GM_DATA_DIR=/work/shared/data python -m bench.train_throughput [--models vae,gan] [--steps 30]
+        [--repeats 5] [--device cpu|cuda] [--threads 1] [--set key=value ...] [--best]
+
+Three variants per model, at the model's default config, run in one process, interleaved
+(bench.harness: every repeat runs each variant once, the order rotating), compared by medians:
+
+- **gm**: the real loop, ``new_session`` + ``train`` with its default logging (a metrics row every
+  `log_every` steps), sample grids (every `sample_every` steps and at each epoch's end) and
+  checkpoints (every `checkpoint_every` steps or `checkpoint_seconds`). Building the trainer is
+  outside the clock. A short run meets fewer grids and checkpoints than a long one, so the clock is
+  the steady state: the time of the steps in the window, minus the grids and checkpoints that fell
+  in it, plus each one's measured cost times how often the defaults make it happen per step
+  (grids: 1/sample_every + epochs per step; checkpoints: 1/checkpoint_every or, when slower,
+  step time / checkpoint_seconds). Images = real images drawn (n_critic batches per WGAN step).
+- **compute**: the pure compute limit: the same trainer's ``optimize`` (the networks' forward,
+  backward and optimizer steps, with their losses) on a few prepared float batches already on the
+  device: no data loading, no logging, one sync at the end.
+- **reference**: what people usually write: torchvision ``MNIST(root, transform=Compose([ToTensor(),
+  Normalize((0.5,), (0.5,))]))`` (SSGAN: ``Pad(2)`` first, for its 32x32 networks) or a ``Dataset``
+  over the rendered dSprites array with ``ToTensor``, a ``DataLoader(batch_size=<the model's batch>,
+  shuffle=True, drop_last=True)`` in the same process, the batch moved to the device, the same
+  ``optimize`` (same networks and losses, fp32 eager) and every metric fetched with ``.item()``
+  each step into Python lists. Its optimizers run PyTorch's default implementation, as a script's
+  ``torch.optim.Adam(params, lr, betas)`` does (a per-tensor loop on CPU; gm asks for the
+  multi-tensor one, bit-identical and faster); ``--reference-foreach`` gives it gm's instead, which
+  isolates what the data pipeline alone costs.
+
+Every variant trains a fresh trainer for `--steps` steps and times steps `--warmup-steps`+1 ..
+`--steps` (the first ones allocate optimizer state and, with compile, run the compiler); gm's clock
+stops when the last step's metrics row is written, so it includes every metrics row of the window.
+Each variant also runs once, shorter, before the repeats (oneDNN's kernels for each shape). Batch: each
+model's default (64; DCGAN 256, the tutorial's), for all three variants, so they do the same work.
+`--set` options (and `--best`: bf16 autocast, channels_last and torch.compile on CUDA) apply to gm
+and compute; the reference stays the plain fp32 eager script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import gm.runs.loop as loop
+from bench.harness import Variant, compare
+from gm.config import parse_overrides, with_overrides
+from gm.data import Batcher, default_data_dir, load_dataset
+from gm.device import resolve_device
+from gm.registry import MODELS, get_spec
+
+BEST_CUDA = {"precision": "bf16", "channels_last": "true", "compile": "true"}
+PERF_FIELDS = ("precision", "channels_last", "compile")
+
+
+# ---- timing of the loop's periodic extras ---------------------------------------------------
+def _now() -> np.ndarray:
+    """(wall, CPU of this thread) seconds. One torch thread and an in-process DataLoader do all the
+    work in this thread, so its CPU time counts the same work as the wall clock, without the time
+    other processes on a shared machine take from it."""
+    return np.array([time.perf_counter(), time.thread_time()])
+
+
+class _Timed:
+    """Wraps one of the loop's module-level functions (save_samples, checkpoint) and records calls."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.orig = name, getattr(loop, name)
+        self.calls: list[tuple[float, np.ndarray]] = []      # (wall start, (wall, cpu) seconds)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        start = _now()
+        try:
+            return self.orig(*args, **kwargs)
+        finally:
+            self.calls.append((start[0], _now() - start))
+
+    def within(self, t0: float, t1: float) -> np.ndarray:
+        return sum((s for start, s in self.calls if t0 <= start < t1), np.zeros(2))
+
+    def mean(self) -> np.ndarray:
+        return np.mean([s for _, s in self.calls], axis=0) if self.calls else np.zeros(2)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---- the three variants -----------------------------------------------------------------------
+def run_gm(model: str, config: Any, dataset: Any, device: str, steps: int, warm: int,
+           runs_dir: Path) -> dict[str, Any]:
+    grids, ckpts = _Timed("save_samples"), _Timed("checkpoint")
+    loop.save_samples, loop.checkpoint = grids, ckpts
+    marks: dict[str, np.ndarray] = {}
+
+    def on_progress(p: loop.Progress) -> None:   # the last step's metrics row is written
+        if p.step == steps:
+            _sync(session.device)
+            marks["end"] = _now()
+
+    name = f"bench-{model}-{time.monotonic_ns()}"
+    try:
+        session = loop.new_session(model, config, runs_dir=runs_dir, name=name, device=device,
+                                   steps=steps, dataset=dataset)
+        t = session.trainer
+        step = t.train_step
+
+        def timed_step(images: torch.Tensor, labels: torch.Tensor | None) -> Any:
+            if t.step == warm:      # the clock starts as step warm+1 begins
+                _sync(session.device)
+                marks["start"] = _now()
+            return step(images, labels)
+
+        t.train_step = timed_step
+        status = loop.train(session, on_progress=on_progress)
+    finally:
+        loop.save_samples, loop.checkpoint = grids.orig, ckpts.orig
+    assert status == "finished", (status, session.error)
+    t0, t1 = marks["start"], marks["end"]
+    n = steps - warm
+    extras = grids.within(t0[0], t1[0]) + ckpts.within(t0[0], t1[0])
+    step_time = (t1 - t0 - extras) / n                       # (wall, cpu) per step, without extras
+    b = session.batcher
+    grids_per_step = 1 / config.sample_every + t.batches_per_step() / b.batches_per_epoch
+    ckpts_per_step = max(1 / config.checkpoint_every, step_time[0] / config.checkpoint_seconds)
+    periodic = grids_per_step * grids.mean() + ckpts_per_step * ckpts.mean()
+    seconds = n * (step_time + periodic)
+    shutil.rmtree(session.run.path, ignore_errors=True)
+    images = n * t.images_per_step()
+    return {"value": images / seconds[0], "cpu_value": images / seconds[1],
+            "grid_ms": 1e3 * grids.mean()[0], "ckpt_ms": 1e3 * ckpts.mean()[0],
+            "periodic_share": periodic[0] / (step_time[0] + periodic[0])}
+
+
+def _fresh_trainer(model: str, config: Any, dataset: Any, device: torch.device, perf: bool):
+    trainer = get_spec(model).trainer_cls(config, dataset, device)
+    if perf:
+        trainer.apply_performance_options()
+    trainer.train(True)
+    return trainer
+
+
+def run_compute(model: str, config: Any, dataset: Any, device: torch.device, steps: int,
+                warm: int) -> dict[str, Any]:
+    trainer = _fresh_trainer(model, config, dataset, device, perf=True)
+    batcher = Batcher(dataset, config.batch_size, config.seed, device, with_labels=trainer.uses_labels)
+    k = trainer.batches_per_step()
+    batches = []
+    for _ in range(4):
+        images, labels = loop._draw(batcher, k)
+        batches.append((trainer.prepare(images), labels))
+    for i in range(warm):
+        trainer.optimize(*batches[i % len(batches)])
+    _sync(device)
+    start = _now()
+    for i in range(warm, steps):
+        out = trainer.optimize(*batches[i % len(batches)])
+    torch.stack([v for v in out.values() if isinstance(v, torch.Tensor) and v.dim() == 0]).sum().item()
+    seconds = _now() - start
+    images = (steps - warm) * trainer.images_per_step()
+    return {"value": images / seconds[0], "cpu_value": images / seconds[1]}
+
+
+class SpritesArray(torch.utils.data.Dataset):
+    """What a dSprites script holds: the (N, 64, 64) uint8 array of np.load(...)['imgs']."""
+
+    def __init__(self, imgs: np.ndarray, transform: Any) -> None:
+        self.imgs, self.transform = imgs, transform
+
+    def __len__(self) -> int:
+        return len(self.imgs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.transform(self.imgs[i].astype(np.float32))
+
+
+def reference_dataset(model: str, dataset: Any, data_dir: str | None):
+    from torchvision import transforms
+    from torchvision.datasets import MNIST
+    spec = get_spec(model)
+    if spec.dataset == "dsprites":
+        return SpritesArray(dataset.images[:, 0].numpy(), transforms.ToTensor())
+    steps = [transforms.Pad(2)] if model == "ssgan" else []   # its networks are built for 32x32
+    steps += [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]
+    root = data_dir or str(default_data_dir())
+    return MNIST(root, train=True, download=False, transform=transforms.Compose(steps))
+
+
+def run_reference(model: str, config: Any, dataset: Any, ref_data: Any, device: torch.device,
+                  steps: int, warm: int, foreach: bool = False) -> dict[str, Any]:
+    from torch.utils.data import DataLoader
+    trainer = _fresh_trainer(model, config, dataset, device, perf=False)
+    if not foreach:  # what torch.optim.Adam(params, lr, betas) picks by itself
+        for opt in trainer.optimizers().values():
+            for group in opt.param_groups:
+                group["foreach"] = None
+    loader = DataLoader(ref_data, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    history: dict[str, list[float]] = defaultdict(list)
+    k = trainer.batches_per_step()
+    it = iter(loader)
+
+    def next_batch():
+        nonlocal it
+        try:
+            return next(it)
+        except StopIteration:   # a new epoch, as `for epoch ...: for batch in loader:` does
+            it = iter(loader)
+            return next(it)
+
+    start = _now()
+    for step in range(steps):
+        if step == warm:
+            start = _now()
+        parts = [next_batch() for _ in range(k)]
+        if isinstance(parts[0], (list, tuple)):
+            x = torch.cat([p[0] for p in parts]).to(device)
+            labels = torch.cat([p[1] for p in parts]).to(device)
+        else:
+            x, labels = torch.cat(parts).to(device), None
+        out = trainer.optimize(x, labels if trainer.uses_labels else None)
+        for key, v in out.items():
+            if isinstance(v, torch.Tensor) and v.dim() == 0:
+                history[key].append(v.item())
+    seconds = _now() - start
+    images = (steps - warm) * trainer.images_per_step()
+    return {"value": images / seconds[0], "cpu_value": images / seconds[1]}
+
+
+# ---- driver -----------------------------------------------------------------------------------
+def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+    spec = get_spec(model)
+    base = spec.config_cls()
+    gm_overrides = {k: v for k, v in args.overrides.items() if k in {f for f in vars(base)}}
+    config = with_overrides(base, gm_overrides, model=model)
+    ref_config = with_overrides(config, {k: getattr(base, k) for k in PERF_FIELDS}, model=model)
+    dataset = datasets[spec.dataset]
+    ref_data = reference_dataset(model, dataset, args.data_dir)
+    dev = resolve_device(args.device)
+    n, w, fe = args.steps, args.warmup_steps, args.reference_foreach
+    short = w + 2
+    variants = [
+        Variant("gm", lambda: run_gm(model, config, dataset, args.device, n, w, runs_dir), warmup=1,
+                warmup_run=lambda: run_gm(model, config, dataset, args.device, short, w, runs_dir)),
+        Variant("compute", lambda: run_compute(model, config, dataset, dev, n, w), warmup=1,
+                warmup_run=lambda: run_compute(model, config, dataset, dev, short, w)),
+        Variant("reference", lambda: run_reference(model, ref_config, dataset, ref_data, dev, n, w, fe),
+                warmup=1, warmup_run=lambda: run_reference(model, ref_config, dataset, ref_data, dev, short,
+                                                           w, fe)),
+    ]
+    result = compare(variants, repeats=args.repeats)
+    gm_extra = result.extras["gm"]
+    cpu = {name: statistics.median(e["cpu_value"] for e in result.extras[name]) for name in result.values}
+    return {"model": model, "batch": config.batch_size,
+            "images_per_step": config.batch_size * int(getattr(config, "n_critic", 1) or 1),
+            "gm": result.median("gm"), "compute": result.median("compute"),
+            "reference": result.median("reference"),
+            "gm/compute": result.ratio("gm", "compute"), "gm/reference": result.ratio("gm", "reference"),
+            "cpu gm/compute": cpu["gm"] / cpu["compute"], "cpu gm/reference": cpu["gm"] / cpu["reference"],
+            "grid_ms": statistics.median(e["grid_ms"] for e in gm_extra),
+            "ckpt_ms": statistics.median(e["ckpt_ms"] for e in gm_extra),
+            "periodic_share": statistics.median(e["periodic_share"] for e in gm_extra),
+            "values": result.values, "extras": result.extras}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.train_throughput", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    p.add_argument("--steps", type=int, default=20, help="steps per run")
+    p.add_argument("--warmup-steps", type=int, default=2, help="first steps of each run, not timed")
+    p.add_argument("--repeats", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for gm and compute (e.g. precision=bf16)")
+    p.add_argument("--best", action="store_true", help="gm and compute with bf16, channels_last and "
+                                                        "torch.compile (the GPU settings)")
+    p.add_argument("--reference-foreach", action="store_true",
+                   help="the reference's optimizers use gm's multi-tensor implementation")
+    p.add_argument("--data-dir", help="folder holding MNIST/raw (default $GM_DATA_DIR)")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    args.overrides = {**(BEST_CUDA if args.best else {}), **parse_overrides(args.sets)}
+
+    torch.set_num_threads(args.threads)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for m in models:
+        get_spec(m)
+    dev = resolve_device(args.device)
+    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {args.threads} thread(s)"
+    print(f"torch {torch.__version__}, {where}; {args.steps} steps per run, {args.repeats} repeats; "
+          f"gm options {args.overrides or 'defaults'}", flush=True)
+    datasets = {name: load_dataset(name, args.data_dir)
+                for name in {get_spec(m).dataset for m in models}}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gm-train-bench-") as tmp:
+        for model in models:
+            row = measure(model, args, datasets, Path(tmp))
+            rows.append(row)
+            print(f"{model:<11} gm {row['gm']:8.1f}  compute {row['compute']:8.1f}  reference "
+                  f"{row['reference']:8.1f} img/s   gm/compute {row['gm/compute']:.3f}  gm/reference "
+                  f"{row['gm/reference']:.3f}  (CPU time: {row['cpu gm/compute']:.3f}, "
+                  f"{row['cpu gm/reference']:.3f})   grid {row['grid_ms']:.0f} ms, checkpoint "
+                  f"{row['ckpt_ms']:.0f} ms ({100 * row['periodic_share']:.2f}% of a step)", flush=True)
+    print("\n| model | batch | img/step | gm img/s | compute img/s | reference img/s | gm/compute | "
+          "gm/reference | CPU-time ratios | grids + checkpoints |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| `{r['model']}` | {r['batch']} | {r['images_per_step']} | {r['gm']:.0f} | {r['compute']:.0f} | "
+              f"{r['reference']:.0f} | {r['gm/compute']:.2f} | {r['gm/reference']:.2f} | "
+              f"{r['cpu gm/compute']:.2f} / {r['cpu gm/reference']:.2f} | {100 * r['periodic_share']:.1f}% |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Speed options (precision, channels_last, compile) and the foreach optimizers: they train, keep
+the maths, resume exactly and fail in one sentence (all on CPU; GPU speed is measured in bench/)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gm.config import from_dict, to_dict, with_overrides
+from gm.data.base import ImageDataset
+from gm.errors import GMError
+from gm.registry import get_spec
+from gm.runs.checkpoint import latest_checkpoint, load_checkpoint
+from gm.runs.folder import RunFolder
+from gm.runs.loop import load_for_inference, new_session, open_session, train
+
+CPU = torch.device("cpu")
+SMALL = {"width": 0.125, "batch_size": 8, "log_every": 2, "sample_every": 1000, "checkpoint_every": 1000}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fake_data(model: str, n: int = 64) -> ImageDataset:
+    g = torch.Generator().manual_seed(0)
+    if get_spec(model).dataset == "dsprites":
+        return ImageDataset(name="dsprites", max_value=1,
+                            images=torch.randint(0, 2, (n, 1, 64, 64), dtype=torch.uint8, generator=g))
+    return ImageDataset(name="mnist", max_value=255, num_classes=10,
+                        images=torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g),
+                        labels=torch.randint(0, 10, (n,), generator=g))
+
+
+def config(model: str, **values):
+    return with_overrides(get_spec(model).config_cls(), {**SMALL, **values}, model=model)
+
+
+def run(model: str, runs_dir, name: str, steps: int, **values):
+    session = new_session(model, config(model, **values), runs_dir=runs_dir, name=name, device="cpu",
+                          steps=steps, dataset=fake_data(model))
+    assert train(session) == "finished", session.error
+    return session
+
+
+def weights_of(run_dir) -> dict[str, torch.Tensor]:
+    return load_checkpoint(latest_checkpoint(run_dir / "checkpoints")[1])[0]
+
+
+# ---- config ----------------------------------------------------------------------------------
+def test_defaults_are_exact_fp32_eager_and_old_configs_load():
+    for name in ("vae", "controlvae", "gan", "wgan-gp", "ssgan", "acgan"):
+        spec = get_spec(name)
+        cfg = spec.config_cls()
+        assert (cfg.precision, cfg.channels_last, cfg.compile) == ("fp32", False, False)
+        old = {k: v for k, v in to_dict(cfg).items() if k not in ("precision", "channels_last", "compile")}
+        assert from_dict(spec.config_cls, old, model=name) == cfg   # a config.json from before the fields
+    with pytest.raises(GMError, match="'precision' must be one of fp32, bf16"):
+        config("gan", precision="fp16")
+    assert config("gan", channels_last="true", compile="false").channels_last is True
+
+
+# ---- the options train ------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["vae", "gan", "wgan-gp", "ssgan", "acgan"])
+@pytest.mark.parametrize("options", [{"precision": "bf16"}, {"channels_last": True},
+                                     {"precision": "bf16", "channels_last": True}])
+def test_options_train_without_nan(model, options, runs_dir):
+    session = run(model, runs_dir, "r", steps=4, **options)
+    rows = RunFolder(session.run.path).read_metrics()
+    assert [r["step"] for r in rows] == [2, 4]
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, float):
+                assert value == value and abs(value) != float("inf"), (key, value)
+    assert session.run.sample_grids()   # the final grid was drawn with the options on
+    if options.get("channels_last"):
+        convs = [m for m in session.trainer.modules().values()
+                 for m in m.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last)
+                             for c in convs if c.weight.shape[-1] > 1)
+
+
+@pytest.mark.parametrize("model", ["vae", "gan", "ssgan"])
+def test_channels_last_keeps_the_maths(model, runs_dir):
+    """Only the memory layout changes: the same run agrees to float rounding."""
+    a = run(model, runs_dir, "plain", steps=2, log_every=1).run
+    b = run(model, runs_dir, "fast", steps=2, log_every=1, channels_last=True).run
+    for ra, rb in zip(a.read_metrics(), b.read_metrics()):
+        for k, v in ra.items():
+            if k != "time" and isinstance(v, float):
+                assert rb[k] == pytest.approx(v, rel=1e-3, abs=1e-5), k
+    plain, fast = weights_of(a.path), weights_of(b.path)
+    assert plain.keys() == fast.keys()
+    for k in plain:  # Adam moves a weight by at most about lr per step, whatever its gradient's size
+        torch.testing.assert_close(fast[k], plain[k], rtol=0, atol=1e-3)
+
+
+def test_bf16_stays_close_to_fp32(runs_dir):
+    """bf16 autocast changes the rounding of the forward passes, not what is computed."""
+    a = RunFolder(run("vae", runs_dir, "fp32", steps=2).run.path).read_metrics()[-1]
+    b = RunFolder(run("vae", runs_dir, "bf16", steps=2, precision="bf16").run.path).read_metrics()[-1]
+    assert b["recon"] == pytest.approx(a["recon"], rel=0.02)
+
+
+@pytest.mark.parametrize("model,options", [("vae", {"channels_last": True, "precision": "bf16"}),
+                                           ("ssgan", {"channels_last": True}),
+                                           ("wgan-gp", {"precision": "bf16"})])
+def test_resume_with_options_is_exact(model, options, runs_dir):
+    run(model, runs_dir, "one", steps=6, **options)
+    run(model, runs_dir, "two", steps=4, **options)
+    resumed = open_session(runs_dir / "two", steps=2, dataset=fake_data(model))
+    assert resumed.trainer._channels_last == bool(options.get("channels_last"))
+    assert train(resumed) == "finished"
+    w1, w2 = weights_of(runs_dir / "one"), weights_of(runs_dir / "two")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=0)
+    m1, m2 = (RunFolder(runs_dir / n).read_metrics() for n in ("one", "two"))
+    assert m1 == [dict(r, time=a["time"]) for r, a in zip(m2, m1)]
+
+
+def test_channels_last_checkpoint_loads_into_a_plain_model(runs_dir):
+    session = run("vae", runs_dir, "cl", steps=2, channels_last=True)
+    trainer, _ = load_for_inference(session.run.path, device="cpu")
+    assert not trainer._channels_last
+    torch.testing.assert_close(trainer.sample(4, seed=0), session.trainer.sample(4, seed=0))
+
+
+# ---- foreach optimizers -----------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["vae", "gan", "wgan"])
+def test_foreach_optimizers_are_bit_identical_to_the_default_loop(model):
+    """gm asks for the multi-tensor update (about 3x faster on a CPU); it must not change a bit."""
+    spec = get_spec(model)
+    data = fake_data(model)
+    trainers = [spec.trainer_cls(config(model), data, CPU) for _ in range(2)]
+    for opt in trainers[1].optimizers().values():
+        for group in opt.param_groups:
+            assert group["foreach"] is True
+            group["foreach"] = None          # what a plain torch.optim.Adam(...) runs on a CPU
+    images, labels = data.images[:8 * trainers[0].batches_per_step()], data.labels
+    labels = None if labels is None else labels[:images.shape[0]]
+    for t in trainers:
+        torch.manual_seed(1)
+        for _ in range(3):
+            t.train_step(images, labels)
+    a, b = trainers[0].weights(), trainers[1].weights()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_loading_an_old_optimizer_state_keeps_foreach():
+    spec = get_spec("gan")
+    t = spec.trainer_cls(config("gan"), fake_data("gan"), CPU)
+    state = t.state_dict()
+    for opt_state in state["optimizers"].values():
+        for group in opt_state["param_groups"]:
+            group["foreach"] = None          # as checkpoints written before gm chose foreach say
+    t.load_state_dict(state)
+    assert all(g["foreach"] is True for o in t.optimizers().values() for g in o.param_groups)
+
+
+# ---- compile ----------------------------------------------------------------------------------
+def test_compile_failure_is_one_sentence(runs_dir, monkeypatch):
+    """A compiler that fails (no C++ compiler, an unsupported platform) ends the run as failed with
+    one sentence that says what to do."""
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError("no working C++ compiler found")
+
+    original = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **kw: original(self, backend=broken_backend))
+    from torch import _dynamo
+    _dynamo.reset()
+    session = new_session("gan", config("gan", compile=True), runs_dir=runs_dir, name="c", device="cpu",
+                          steps=2, dataset=fake_data("gan"))
+    try:
+        assert train(session) == "failed"
+    finally:
+        _dynamo.reset()
+    error = RunFolder(session.run.path).read_state()["error"]
+    assert error.startswith("torch.compile could not compile the networks on cpu (")
+    assert error.endswith("train with compile=false.") and "\n" not in error
+
+
+@pytest.mark.slow
+def test_compile_trains_and_resumes(runs_dir):
+    """torch.compile on a CPU (inductor, gcc): about a minute of compiling for a tiny GAN."""
+    from torch import _dynamo
+    _dynamo.reset()
+    try:
+        run("gan", runs_dir, "c", steps=4, compile=True)
+        resumed = open_session(runs_dir / "c", steps=2, dataset=fake_data("gan"))
+        assert resumed.trainer._compiled
+        assert train(resumed) == "finished"
+    finally:
+        _dynamo.reset()
+    assert RunFolder(runs_dir / "c").read_state()["step"] == 6
+    assert sorted(weights_of(runs_dir / "c")) == sorted(get_spec("gan").trainer_cls(
+        config("gan"), fake_data("gan"), CPU).weights())   # same checkpoint keys as eager
