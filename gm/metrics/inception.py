@@ -41,6 +41,7 @@ WEIGHTS_SHA256_PREFIX = "6726825d"   # torch hub convention: the file name carri
 FEATURE_DIM = 2048
 EXTRACTOR = "inception-v3-pool3-2048 (pytorch-fid 0.3.0)"
 DOWNLOAD_TIMEOUT_S = 20
+CPU_BATCH, GPU_BATCH = 16, 50     # images per Inception batch (features do not depend on it)
 
 
 def hub_checkpoints_dir() -> Path:
@@ -311,13 +312,15 @@ class InceptionFeatures:
     dims = FEATURE_DIM
     name = EXTRACTOR
 
-    def __init__(self, model: nn.Module, weights_hash: str, device: torch.device, batch_size: int = 50,
+    def __init__(self, model: nn.Module, weights_hash: str, device: torch.device, batch_size: int | None = None,
                  fast: bool = True) -> None:
         self.fast = fast
         self.model = (FastInception(model) if fast else model).to(device)
         self.weights_hash = weights_hash
         self.device = device
-        self.batch_size = batch_size
+        # A CPU runs as fast at 16 images per batch as at 50 (measured), and the 299x299 activations of
+        # 50 images take about 0.7 GB against 0.16 GB for 16; GPUs want the bigger batches.
+        self.batch_size = batch_size or (CPU_BATCH if device.type == "cpu" else GPU_BATCH)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> np.ndarray:
