@@ -59,7 +59,7 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
     Entry("controlvae-kl14", "controlvae", 4000, (("kl_target", 14.0),)),
     Entry("gan", "gan", 4000),
     Entry("dcgan", "dcgan", 3000),
-    Entry("wgan", "wgan", 6000),   # weight clipping learns slowly (RMSProp 5e-5)
+    Entry("wgan", "wgan", 3000),
     Entry("wgan-gp", "wgan-gp", 3000),
     Entry("ssgan", "ssgan", 3000),
     Entry("acgan", "acgan", 3000),

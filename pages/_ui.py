@@ -75,7 +75,30 @@ _RTL_CSS = """
   direction: ltr; unicode-bidi: isolate;
 }
 [data-testid="stMarkdownContainer"] li { text-align: right; }
+[data-baseweb="select"], [data-baseweb="popover"] li { direction: rtl; text-align: right; }
 """
+
+
+def localized(widget: Callable[..., Any], label: str, options: list[Any], *, key: str, where: Any = None,
+              **kwargs: Any) -> Any:
+    """A choice widget (selectbox, radio, ...) whose option labels are translated, keeping its value
+    in session_state[key] across language switches.
+
+    Streamlit keeps a keyed widget's displayed labels when only format_func changes, so a language
+    switch would leave the old language on screen. The widget is therefore keyed per language and
+    mirrors the language-independent value held in `key`.
+    """
+    wkey = f"{key}@{lang()}"
+    if key in st.session_state and st.session_state[key] in options:
+        st.session_state[wkey] = st.session_state[key]
+    elif st.session_state.get(wkey) not in options:
+        st.session_state.pop(wkey, None)
+
+    def remember() -> None:
+        st.session_state[key] = st.session_state[wkey]
+    value = getattr(where or st, widget.__name__)(label, options, key=wkey, on_change=remember, **kwargs)
+    st.session_state[key] = value
+    return value
 
 
 def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -217,8 +240,8 @@ def sidebar() -> None:
         if st.session_state.get("run") not in paths:
             st.session_state["run"] = paths[-1]
         labels = {str(r.path): run_label(r) for r in runs}
-        st.selectbox(t("app.current_run"), paths, key="run", format_func=lambda p: labels.get(p, p),
-                     label_visibility="collapsed")
+        localized(st.selectbox, t("app.current_run"), paths, key="run", format_func=lambda p: labels.get(p, p),
+                  label_visibility="collapsed")
 
 
 def current_run() -> RunFolder | None:

@@ -20,8 +20,8 @@ st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}")
 
 c1, c2, c3 = st.columns([3, 2, 1])
 smoothing = c1.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, 0.01, key="mon.smooth", help=t("monitor.smoothing_help"))
-x_axis = c2.radio(t("monitor.x_axis"), ["step", "time"], horizontal=True, key="mon.x",
-                  format_func=lambda a: t(f"monitor.axis_{a}"))
+x_axis = ui.localized(st.radio, t("monitor.x_axis"), ["step", "time"], key="mon.x", where=c2, horizontal=True,
+                      format_func=lambda a: t(f"monitor.axis_{a}"))
 log_y = c3.toggle(t("monitor.log_y"), key="mon.log")
 
 

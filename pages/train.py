@@ -53,7 +53,8 @@ jobs_panel()
 # ---- new run ---------------------------------------------------------------------------------
 st.subheader(t("train.new_run"))
 names = list(MODELS)
-model = st.selectbox(t("train.model"), names, format_func=lambda m: f"{m} — {t('model.' + m)}", key="train.model")
+model = ui.localized(st.selectbox, t("train.model"), names, key="train.model",
+                     format_func=lambda m: f"{m} — {t('model.' + m)}")
 spec = get_spec(model)
 if spec.cpu_note:
     st.caption(t(f"cpu_note.{model}"))

@@ -23,7 +23,8 @@ pending = st.session_state.pop("wt.step_pending", None)   # set by Previous / Ne
 if pending in STEPS:
     st.session_state["wt.step"] = pending
 LANG = ui.lang()
-step = st.selectbox(t("walkthrough.page.step"), STEPS, key="wt.step", format_func=lambda k: wt.step_title(k, LANG))
+step = ui.localized(st.selectbox, t("walkthrough.page.step"), STEPS, key="wt.step",
+                    format_func=lambda k: wt.step_title(k, LANG))
 
 
 # ---- which run plays each role ---------------------------------------------------------------------
@@ -54,8 +55,8 @@ with st.expander(t("walkthrough.page.runs_heading")):
                 st.session_state[key] = options[0]
             from gm.runs.folder import RunFolder
             labels = {p: ui.run_label(RunFolder(p)) for p in options}
-            cols[i % len(cols)].selectbox(t("walkthrough.page.source", label=t(f"walkthrough.role.{role}")),
-                                          options, key=key, format_func=labels.get)
+            ui.localized(st.selectbox, t("walkthrough.page.source", label=t(f"walkthrough.role.{role}")), options,
+                         key=key, format_func=labels.get, where=cols[i % len(cols)])
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)

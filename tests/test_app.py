@@ -110,7 +110,7 @@ def test_monitor_gains_points_on_rerun(app_runs):
 def test_train_form_starts_a_job(app_runs):
     from pages import _ui
     at = open_page("pages/train.py")
-    at.selectbox(key="train.model").set_value("vae").run()
+    at.selectbox(key="train.model@en").set_value("vae").run()   # choice widgets are keyed per language
     at.number_input(key="cfg.vae.width").set_value(0.25)
     at.number_input(key="cfg.vae.batch_size").set_value(8)
     at.text_input[0].set_value("from-form")

@@ -41,7 +41,8 @@ def server(tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="browser test: playwright is not installed")
     runs = tmp_path_factory.mktemp("browser-runs")
     port = _free_port()
-    env = {**os.environ, "GM_RUNS_DIR": str(runs), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "GM_RUNS_DIR": str(runs), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "GM_PRETRAINED_DIR": str(REPO / "checkpoints" / "pretrained")}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -151,3 +152,58 @@ def test_train_monitor_explore(server, page):
     if stop.count():
         stop.first.click()
         _settle(page)
+
+
+def _tall(page, height: int = 5000) -> None:
+    # Streamlit scrolls inside its main container, so a full-page screenshot needs a tall viewport.
+    page.set_viewport_size({"width": 1400, "height": height})
+
+
+def test_walkthrough_in_both_languages_and_its_offline_report(server, page, tmp_path):
+    if not (REPO / "checkpoints" / "pretrained" / "controlvae-kl14" / "config.json").is_file():
+        pytest.skip("the walkthrough screenshots need the shipped pretrained runs")
+    _tall(page)
+    _goto(page, server, "walkthrough?step=controlvae&lang=en")
+    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    assert page.locator(".js-plotly-plot").count() >= 3
+    page.screenshot(path=str(ARTIFACTS / "walkthrough-en.png"))
+
+    page.get_by_role("radio", name="فارسی").click()   # the sidebar's language switch
+    _settle(page)
+    page.wait_for_selector("text=نقطه‌های تنظیم", timeout=180_000)
+    heading = page.locator("[data-testid='stMain'] h2").first
+    assert heading.evaluate("h => getComputedStyle(h.closest('[data-testid=\"stHeading\"]')).direction") == "rtl"
+    latex = page.locator("[data-testid='stMain'] .katex").first
+    assert latex.evaluate("k => getComputedStyle(k).direction") == "ltr"   # maths stays left to right
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "walkthrough-fa.png"))
+
+    _goto(page, server, "walkthrough?step=gan&lang=fa")
+    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "walkthrough-fa-gan.png"))
+
+    page.get_by_role("button", name="آماده‌سازی خروجی").click()
+    page.wait_for_selector("text=دریافت گزارش HTML", timeout=300_000)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="دریافت گزارش HTML").click()
+    report = tmp_path / "walkthrough-fa.html"
+    download.value.save_as(report)
+
+    offline = page.context.browser.new_page(viewport={"width": 1200, "height": 3000})
+    fetched = []
+
+    def block(route):   # the report must not need the network
+        fetched.append(route.request.url)
+        route.abort()
+    offline.route("http*://**", block)
+    offline.goto(report.as_uri())
+    offline.wait_for_selector(".js-plotly-plot svg.main-svg", timeout=60_000)
+    assert offline.locator(".js-plotly-plot").count() >= 15
+    assert offline.locator("html").get_attribute("dir") == "rtl"
+    assert offline.locator("figure img").count() >= 8 and offline.locator(".eq svg").count() >= 15
+    assert not fetched, fetched[:3]
+    offline.evaluate("document.getElementById('controlvae').scrollIntoView()")
+    offline.screenshot(path=str(ARTIFACTS / "report-fa.png"))
+    offline.close()
+    page.set_viewport_size({"width": 1400, "height": 1000})
