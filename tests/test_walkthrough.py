@@ -59,9 +59,19 @@ def _trainer(path: str):
     return load_for_inference(path, "cpu")[0]
 
 
+_COVERAGE: dict = {}   # mode-coverage histograms, shared by every context of this module
+
+
 def _context(lang: str) -> wt.Context:
     return wt.Context(lang, wt.default_runs(), lambda run: _trainer(str(run.path)),
-                      functools.cache(lambda name: load_dataset(name)))
+                      functools.cache(lambda name: load_dataset(name)), cache=_COVERAGE)
+
+
+@functools.cache
+def _built(lang: str) -> list:
+    """Every step's blocks with the shipped runs, built once per language for this module's tests."""
+    ctx = _context(lang)
+    return [(step, wt.build(step, ctx)) for step in wt.steps_in_order()]
 
 
 def _stage_keys(step: str) -> set[str]:
@@ -83,8 +93,7 @@ def test_the_pretrained_runs_cover_every_role(shipped):
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_step_builds_its_deliverables(shipped, lang):
     ctx = _context(lang)
-    for step in wt.steps_in_order():
-        blocks = wt.build(step, ctx)
+    for step, blocks in _built(lang):
         keys = {b.key for b in blocks if b.deliverable}
         missing = (REQUIRED[step] | _stage_keys(step)) - keys
         assert not missing, (step, lang, missing)
@@ -119,10 +128,8 @@ def _chart_keys(at: AppTest) -> set[str]:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_app_walks_every_step(shipped, lang):
-    ctx = _context(lang)
-    for step in wt.steps_in_order():
+    for step, blocks in _built(lang):
         at = _page(lang, step)
-        blocks = wt.build(step, ctx)
         assert at.header[0].value == wt.step_title(step, lang)
         charts = {b.key for b in blocks if b.kind in ("chart", "demo")}
         assert charts <= _chart_keys(at), (step, charts - _chart_keys(at))
@@ -173,8 +180,7 @@ def _offline(html: str) -> None:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_walkthrough_exports_open_offline_and_hold_every_deliverable(shipped, lang):
-    ctx = _context(lang)
-    built = [(s, wt.build(s, ctx)) for s in wt.steps_in_order()]
+    built = _built(lang)
     html = export.walkthrough_html(built, lang)
     _offline(html)
     assert f'lang="{lang}" dir="{"rtl" if lang == "fa" else "ltr"}"' in html

@@ -339,6 +339,11 @@ def step_wgan(ctx: Context) -> list[Block]:
     out += _fid(ctx, "wgan.fid", roles)
     if present:
         out.append(b.markdown(ctx.t("walkthrough.wgan.compare_explain")))
+        covered = {r: facts.evaluations(ctx.run(r)).get("classes_covered") for r in present}
+        lines = [ctx.t("walkthrough.wgan.covered_line", label=ctx.label(r), covered=int(m.value), n=m.n or 0,
+                       steps=facts.trained_steps(ctx.run(r))) for r, m in covered.items() if m is not None]
+        if lines:
+            out.append(b.markdown("\n".join(lines)))
     out += [_train(ctx, r) for r in roles]
     return out
 
