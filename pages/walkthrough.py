@@ -6,6 +6,7 @@ import streamlit as st
 
 from gm import i18n
 from gm import walkthrough as wt
+from gm.runs.folder import RunFolder
 from gm.walkthrough.demos import pixel_shuffle_figure
 from pages import _ui as ui
 
@@ -34,7 +35,6 @@ def _choices(role: str) -> list[str]:
 
 def runs_for(roles) -> dict:
     """Role -> RunFolder: the user's pick (session state), else the pretrained / newest match."""
-    from gm.runs.folder import RunFolder
     out = {}
     for role in roles:
         options = _choices(role)
@@ -53,7 +53,6 @@ with st.expander(t("walkthrough.page.runs_heading")):
             key = f"wt.role.{role}"
             if st.session_state.get(key) not in options:
                 st.session_state[key] = options[0]
-            from gm.runs.folder import RunFolder
             labels = {p: ui.run_label(RunFolder(p)) for p in options}
             ui.localized(st.selectbox, t("walkthrough.page.source", label=t(f"walkthrough.role.{role}")), options,
                          key=key, format_func=labels.get, where=cols[i % len(cols)])
@@ -90,16 +89,26 @@ def _coverage_cache() -> dict:
 
 
 # ---- drawing ------------------------------------------------------------------------------------------
-def draw_metrics(block) -> None:
+def draw_metrics(block, runs: dict) -> None:
     cols = st.columns(min(4, len(block.metrics)))
     for i, m in enumerate(block.metrics):
         cols[i % len(cols)].metric(m.label, m.value, help=m.help or None)
     if block.role:
-        measure_panel(block.role.split(","))
+        measure_panel(block.role.split(","), runs)
 
 
-def measure_panel(roles: list[str]) -> None:
-    """Measure FID (and the other evaluations) of the runs in a FID panel, in the background."""
+def _inception_ready() -> bool:
+    from gm.metrics.inception import find_weights
+    try:
+        find_weights(download=False)
+        return True
+    except Exception:  # no weights here: the classifier metrics still work offline
+        return False
+
+
+def measure_panel(roles: list[str], runs: dict) -> None:
+    """Measure FID (and the other evaluations) of the runs in a FID panel, in the background; with
+    pytorch-fid's Inception weights present, the Inception FID the assignment asks for too."""
     runner = ui.tasks()
     c1, c2 = st.columns([1, 3])
     n = c1.select_slider(t("walkthrough.page.measure_n"), ui.fid_sizes(), value=1000, key=f"wt.n.{'.'.join(roles)}")
@@ -108,13 +117,14 @@ def measure_panel(roles: list[str]) -> None:
     if c2.button(t("walkthrough.page.measure"), key=f"wt.measure.{'.'.join(roles)}", disabled=bool(active)):
         from gm.metrics.evaluate import evaluate
         with ui.user_errors():
+            inception = _inception_ready()
             for role in roles:
                 run = runs.get(role)
                 if run is None:
                     continue
 
-                def job(progress, cancel, path=str(run.path), n=n):
-                    return evaluate(path, n=n, progress=progress, cancel=cancel)
+                def job(progress, cancel, path=str(run.path), n=n, inception=inception):
+                    return evaluate(path, n=n, inception=inception, progress=progress, cancel=cancel)
 
                 runner.start(str(run.path), f"evaluate {run.name}", job)
             st.rerun()
@@ -134,6 +144,8 @@ def measure_panel(roles: list[str]) -> None:
                                                   total=task.total or 1))
             elif task.status == "failed":
                 st.error(task.error)
+            elif task.status == "done":
+                st.caption(t("walkthrough.page.measure_done"))
         if active and not still:
             st.rerun()   # finished: a full rerun re-reads eval.jsonl
 
@@ -173,7 +185,7 @@ def draw_image(block, where=st) -> None:
         where.image(to_png_bytes(block.image, 3), caption=block.caption, width="stretch", output_format="PNG")
 
 
-def draw(blocks) -> None:
+def draw(blocks, runs: dict) -> None:
     i = 0
     while i < len(blocks):
         block = blocks[i]
@@ -199,7 +211,7 @@ def draw(blocks) -> None:
             st.caption(block.caption)
             st.dataframe(ui.table_rows(block.rows), hide_index=True, width="stretch", key=f"wt.{block.key}")
         elif block.kind == "metrics":
-            draw_metrics(block)
+            draw_metrics(block, runs)
         elif block.kind == "demo":
             draw_demo(block)
         elif block.kind == "train":
@@ -213,7 +225,7 @@ runs = runs_for(roles)
 st.header(wt.step_title(step, LANG))
 with ui.user_errors(), st.spinner():
     blocks = _blocks(step, LANG, _signature(runs), runs)
-draw(blocks)
+draw(blocks, runs)
 
 # ---- previous / next (mirrored in a right-to-left language: "next" points left) ----------------------
 index = STEPS.index(step)
