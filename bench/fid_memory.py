@@ -5,7 +5,7 @@ at growing n, each `python -m gm fid ...` in its own process, its peak read from
 
 Cases (run folders are copies of shipped pretrained runs, so nothing is recorded in the checkout):
 
-- the bare start: imports and the Inception build only (what every case pays);
+- the bare start: imports alone, then imports, the Inception build and one batch (what every case pays);
 - classifier FID, `gan` run vs `wgan` run, n = 10,000 each (both halves sampled and streamed);
 - classifier FID, the dSprites `vae` run vs 10,000 real dSprites images (real half computed and cached);
 - Inception FID, `gan` run vs `wgan` run at each --inception-n (both halves), seeded random weights;
@@ -14,7 +14,7 @@ Cases (run folders are copies of shipped pretrained runs, so nothing is recorded
   here; the halves run one after the other, so the peak is the larger half's, not their sum).
 
 Streaming is what keeps the peak flat: a run is sampled 250 images at a time, images are fed to the
-extractor 50 at a time and resized to 299x299 per batch, and features go straight into running sums
+extractor 16 at a time (50 on a GPU) and resized to 299x299 per batch, and features go straight into running sums
 (mean and a 2048 x 2048 covariance), so nothing grows with n except, below 2,048 images, the kept
 feature rows of the Fréchet shortcut (at most 2048 x 2048 float64, 34 MB).
 """
@@ -33,12 +33,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PRETRAINED = REPO / "checkpoints" / "pretrained"
 
+IMPORTS_ONLY = "import torch, torchvision, pytorch_fid.inception, gm.cli, gm.metrics.evaluate"
+
 BUILD_ONLY = """
 import sys, torch
 from gm.metrics.inception import build_inception, load_state_dict_file, InceptionFeatures
 import gm.metrics.evaluate, gm.cli
 ext = InceptionFeatures(build_inception(load_state_dict_file(sys.argv[1])), "-", torch.device("cpu"))
-ext(torch.rand(50, 1, 28, 28))   # one batch through: the activations' peak
+ext(torch.rand(ext.batch_size, 1, 28, 28))   # one batch through: the activations' peak
 """
 
 
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, mib, secs, last))
             print(f"{label}: {mib:,.0f} MiB peak, {secs:.0f} s, last line {last!r}", file=sys.stderr, flush=True)
 
-        measure("start-up, imports, Inception build, one batch of 50", [sys.executable, "-c", BUILD_ONLY, str(weights)])
+        measure("start-up and imports only", [sys.executable, "-c", IMPORTS_ONLY])
+        measure("start-up, imports, Inception build, one batch", [sys.executable, "-c", BUILD_ONLY, str(weights)])
         measure(f"classifier FID, gan run vs wgan run, {args.n:,} + {args.n:,}",
                 gm + [str(runs["gan"]), str(runs["wgan"]), "--n", str(args.n), "--features", "classifier"] + common)
         measure(f"classifier FID, dSprites vae run vs {args.n:,} real (real half computed)",
