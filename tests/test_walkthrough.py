@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import re
+import time
 import zipfile
 
 import pytest
@@ -259,3 +260,27 @@ def test_every_equation_renders_without_a_tex_installation():
     for latex in found:
         svg = equation_svg(latex)
         assert svg.startswith("<svg") and "</svg>" in svg
+
+
+def test_measure_fid_records_a_new_evaluation_that_the_step_then_shows(shipped, tmp_path, monkeypatch):
+    import shutil
+    copy = tmp_path / "pretrained"
+    shutil.copytree(SHIPPED / "vae", copy / "vae")   # evaluating appends to the run's eval.jsonl
+    monkeypatch.setenv("GM_PRETRAINED_DIR", str(copy))
+    at = _page("en", "vae")
+    at.select_slider(key="wt.n.vae").set_value(500)
+    next(b for b in at.button if b.key == "wt.measure.vae").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from pages import _ui
+    task = _ui.tasks().get(str(copy / "vae"))
+    deadline = time.monotonic() + 300
+    while task.active and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert task.status == "done", task.error
+    lines = [json.loads(x) for x in (copy / "vae" / "eval.jsonl").read_text().splitlines()]
+    fid = next(x for x in lines if x["metric"] == "fid" and x["features"] == "classifier")
+    assert fid["n"] == 500
+    at.run()
+    shown = {m.label: m.value for m in at.metric}
+    assert shown[i18n.t("walkthrough.common.fid_classifier", "en", label="VAE")] == \
+        wt.steps.fid_text(_context("en"), fid["value"])
