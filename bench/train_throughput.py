@@ -237,6 +237,33 @@ def run_reference(model: str, config: Any, dataset: Any, ref_data: Any, device: 
     return {"value": images / seconds[0], "cpu_value": images / seconds[1]}
 
 
+def loop_overhead(model: str, config: Any, dataset: Any, device: str, steps: int, runs_dir: Path) -> float:
+    """Seconds per step the loop itself costs (drawing, uint8 -> float, metrics rows, control
+    checks): the loop over a trainer whose ``optimize`` only returns last step's metrics. Grids and
+    checkpoints are not included (the steady-state figure pro-rates them)."""
+    session = loop.new_session(model, config, runs_dir=runs_dir, name=f"overhead-{time.monotonic_ns()}",
+                               device=device, steps=steps, dataset=dataset)
+    t = session.trainer
+    images, labels = loop._draw(session.batcher, t.batches_per_step())
+    metrics = t.optimize(t.prepare(images), labels)
+
+    def no_compute(x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+        t.step += 1
+        return dict(metrics)
+
+    t.optimize = no_compute
+    saved = loop.save_samples, loop.checkpoint
+    loop.save_samples = loop.checkpoint = lambda session: None
+    try:
+        start = time.perf_counter()
+        loop.train(session)
+        seconds = time.perf_counter() - start
+    finally:
+        loop.save_samples, loop.checkpoint = saved
+    shutil.rmtree(session.run.path, ignore_errors=True)
+    return seconds / (steps - 1)
+
+
 # ---- driver -----------------------------------------------------------------------------------
 def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     spec = get_spec(model)
@@ -258,18 +285,31 @@ def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs
                 warmup=1, warmup_run=lambda: run_reference(model, ref_config, dataset, ref_data, dev, short,
                                                            w, fe)),
     ]
+    if args.null_check:  # the same variant twice: the spread of its ratio is the machine's noise
+        variants.append(Variant("compute again", lambda: run_compute(model, config, dataset, dev, n, w), warmup=0))
     result = compare(variants, repeats=args.repeats)
+    overhead = statistics.median(loop_overhead(model, config, dataset, args.device, 201, runs_dir)
+                                 for _ in range(3))
     gm_extra = result.extras["gm"]
     cpu = {name: statistics.median(e["cpu_value"] for e in result.extras[name]) for name in result.values}
-    return {"model": model, "batch": config.batch_size,
-            "images_per_step": config.batch_size * int(getattr(config, "n_critic", 1) or 1),
+
+    def paired(a: str, b: str) -> float:
+        """Median over repeats of a/b in CPU time, each pair run back to back in one repeat."""
+        return statistics.median(x["cpu_value"] / y["cpu_value"]
+                                 for x, y in zip(result.extras[a], result.extras[b]))
+    n_batches = int(getattr(config, "n_critic", 1) or 1)
+    return {"model": model, "batch": config.batch_size, "images_per_step": config.batch_size * n_batches,
             "gm": result.median("gm"), "compute": result.median("compute"),
             "reference": result.median("reference"),
             "gm/compute": result.ratio("gm", "compute"), "gm/reference": result.ratio("gm", "reference"),
             "cpu gm/compute": cpu["gm"] / cpu["compute"], "cpu gm/reference": cpu["gm"] / cpu["reference"],
+            "paired gm/compute": paired("gm", "compute"), "paired gm/reference": paired("gm", "reference"),
             "grid_ms": statistics.median(e["grid_ms"] for e in gm_extra),
             "ckpt_ms": statistics.median(e["ckpt_ms"] for e in gm_extra),
             "periodic_share": statistics.median(e["periodic_share"] for e in gm_extra),
+            "loop_ms": 1e3 * overhead,
+            "loop_share": overhead * result.median("compute") / (config.batch_size * n_batches),
+            "null": paired("compute again", "compute") if args.null_check else None,
             "values": result.values, "extras": result.extras}
 
 
@@ -286,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="config override for gm and compute (e.g. precision=bf16)")
     p.add_argument("--best", action="store_true", help="gm and compute with bf16, channels_last and "
                                                         "torch.compile (the GPU settings)")
+    p.add_argument("--null-check", action="store_true",
+                   help="also run the compute variant twice: its ratio (ideally 1) shows the noise")
     p.add_argument("--reference-foreach", action="store_true",
                    help="the reference's optimizers use gm's multi-tensor implementation")
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default $GM_DATA_DIR)")
@@ -311,15 +353,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{model:<11} gm {row['gm']:8.1f}  compute {row['compute']:8.1f}  reference "
                   f"{row['reference']:8.1f} img/s   gm/compute {row['gm/compute']:.3f}  gm/reference "
                   f"{row['gm/reference']:.3f}  (CPU time: {row['cpu gm/compute']:.3f}, "
-                  f"{row['cpu gm/reference']:.3f})   grid {row['grid_ms']:.0f} ms, checkpoint "
-                  f"{row['ckpt_ms']:.0f} ms ({100 * row['periodic_share']:.2f}% of a step)", flush=True)
+                  f"{row['cpu gm/reference']:.3f}; paired {row['paired gm/compute']:.3f}, "
+                  f"{row['paired gm/reference']:.3f})   grid {row['grid_ms']:.0f} ms, checkpoint "
+                  f"{row['ckpt_ms']:.0f} ms ({100 * row['periodic_share']:.2f}% of a step); the loop's own "
+                  f"work {row['loop_ms']:.2f} ms a step ({100 * row['loop_share']:.2f}%)"
+                  + (f"; null check compute/compute {row['null']:.3f}" if row["null"] else ""), flush=True)
     print("\n| model | batch | img/step | gm img/s | compute img/s | reference img/s | gm/compute | "
-          "gm/reference | CPU-time ratios | grids + checkpoints |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "gm/reference | CPU-time ratios | grids + checkpoints | loop's own work |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| `{r['model']}` | {r['batch']} | {r['images_per_step']} | {r['gm']:.0f} | {r['compute']:.0f} | "
               f"{r['reference']:.0f} | {r['gm/compute']:.2f} | {r['gm/reference']:.2f} | "
-              f"{r['cpu gm/compute']:.2f} / {r['cpu gm/reference']:.2f} | {100 * r['periodic_share']:.1f}% |")
+              f"{r['cpu gm/compute']:.2f} / {r['cpu gm/reference']:.2f} | {100 * r['periodic_share']:.1f}% | "
+              f"{100 * r['loop_share']:.2f}% |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
