@@ -288,7 +288,7 @@ def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs
     if args.null_check:  # the same variant twice: the spread of its ratio is the machine's noise
         variants.append(Variant("compute again", lambda: run_compute(model, config, dataset, dev, n, w), warmup=0))
     result = compare(variants, repeats=args.repeats)
-    overhead = statistics.median(loop_overhead(model, config, dataset, args.device, 201, runs_dir)
+    overhead = statistics.median(loop_overhead(model, config, dataset, args.device, args.overhead_steps, runs_dir)
                                  for _ in range(3))
     gm_extra = result.extras["gm"]
     cpu = {name: statistics.median(e["cpu_value"] for e in result.extras[name]) for name in result.values}
@@ -326,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="config override for gm and compute (e.g. precision=bf16)")
     p.add_argument("--best", action="store_true", help="gm and compute with bf16, channels_last and "
                                                         "torch.compile (the GPU settings)")
+    p.add_argument("--overhead-steps", type=int, default=201, help="steps of the loop-overhead runs")
     p.add_argument("--null-check", action="store_true",
                    help="also run the compute variant twice: its ratio (ideally 1) shows the noise")
     p.add_argument("--reference-foreach", action="store_true",
