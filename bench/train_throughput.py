@@ -264,6 +264,75 @@ def loop_overhead(model: str, config: Any, dataset: Any, device: str, steps: int
     return seconds / (steps - 1)
 
 
+def reference_extras(model: str, config: Any, dataset: Any, ref_data: Any, device: torch.device,
+                     batches: int = 30) -> dict[str, float]:
+    """Seconds per step the reference spends beyond the compute limit, part by part: drawing its
+    batches through the DataLoader (PIL/array -> ToTensor -> Normalize -> collate -> device), and its
+    optimizers' default per-tensor update instead of gm's multi-tensor one. Short, CPU-bound
+    pieces, timed in CPU time, so they stay steady on a busy machine where whole-run ratios do not."""
+    from torch.utils.data import DataLoader
+    trainer = _fresh_trainer(model, config, dataset, device, perf=False)
+    k = trainer.batches_per_step()
+    loader = DataLoader(ref_data, batch_size=config.batch_size, shuffle=True, drop_last=True)
+    it, seconds = iter(loader), 0.0
+    for i in range(batches + 1):
+        start = time.thread_time()
+        try:
+            b = next(it)
+        except StopIteration:   # a new epoch (a new shuffle), as a training script's loop starts one
+            it = iter(loader)
+            b = next(it)
+        (b[0] if isinstance(b, (list, tuple)) else b).to(device)
+        if i:  # the first batch warms up
+            seconds += time.thread_time() - start
+    data = k * seconds / batches
+    # seconds per update of each optimizer, per implementation (best of two rounds)
+    cost: dict[tuple[Any, str], float] = {}
+    for impl in (True, None, True, None):
+        for name, opt in trainer.optimizers().items():
+            for group in opt.param_groups:
+                group["foreach"] = impl
+                for p in group["params"]:
+                    p.grad = torch.randn_like(p) * 1e-3
+            opt.step()  # the first update allocates the state
+            _sync(device)
+            start = time.thread_time()
+            for _ in range(10):
+                opt.step()
+            _sync(device)
+            seconds = (time.thread_time() - start) / 10
+            cost[impl, name] = min(cost.get((impl, name), seconds), seconds)
+    # The discriminator / critic updates once per real batch of a step, everything else once.
+    updates = {name: (k if name == "discriminator" else 1) for name in trainer.optimizers()}
+    extra = sum(n * (cost[None, name] - cost[True, name]) for name, n in updates.items())
+    return {"data": data, "optimizer": extra}
+
+
+def components(model: str, args: argparse.Namespace, config: Any, dataset: Any, ref_data: Any,
+               dev: torch.device, runs_dir: Path) -> dict[str, Any]:
+    """The ratios from their parts, each measured alone in CPU time (steady on a busy machine):
+    gm = compute step + the loop's own work + pro-rated grids/checkpoints; reference = compute step
+    + its DataLoader + its optimizers' per-tensor update (+ .item(), negligible on a CPU)."""
+    n, w = args.steps, args.warmup_steps
+    per_step = config.batch_size * int(getattr(config, "n_critic", 1) or 1)
+    step = min(per_step / run_compute(model, config, dataset, dev, n, w)["cpu_value"] for _ in range(3))
+    gm_run = run_gm(model, config, dataset, args.device, n, w, runs_dir)
+    periodic = gm_run["periodic_share"] / (1 - gm_run["periodic_share"]) * step
+    loop_s = min(loop_overhead(model, config, dataset, args.device, args.overhead_steps, runs_dir)
+                 for _ in range(3))
+    ref = reference_extras(model, config, dataset, ref_data, dev)
+    gm_s, ref_s = step + loop_s + periodic, step + ref["data"] + ref["optimizer"]
+    row = {"model": model, "batch": config.batch_size, "images_per_step": per_step,
+           "step_ms": 1e3 * step, "loop_ms": 1e3 * loop_s, "periodic_ms": 1e3 * periodic,
+           "ref_data_ms": 1e3 * ref["data"], "ref_optimizer_ms": 1e3 * ref["optimizer"],
+           "gm/compute": step / gm_s, "gm/reference": ref_s / gm_s}
+    print(f"{model:<11} compute step {row['step_ms']:7.1f} ms; gm adds loop {row['loop_ms']:.2f} + grids/"
+          f"checkpoints {row['periodic_ms']:.2f} ms; the reference adds DataLoader {row['ref_data_ms']:.2f} + "
+          f"per-tensor optimizers {row['ref_optimizer_ms']:.2f} ms  =>  gm/compute {row['gm/compute']:.3f}, "
+          f"gm/reference {row['gm/reference']:.3f}", flush=True)
+    return row
+
+
 # ---- driver -----------------------------------------------------------------------------------
 def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     spec = get_spec(model)
@@ -285,6 +354,8 @@ def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs
                 warmup=1, warmup_run=lambda: run_reference(model, ref_config, dataset, ref_data, dev, short,
                                                            w, fe)),
     ]
+    if args.components_only:
+        return components(model, args, config, dataset, ref_data, dev, runs_dir)
     if args.null_check:  # the same variant twice: the spread of its ratio is the machine's noise
         variants.append(Variant("compute again", lambda: run_compute(model, config, dataset, dev, n, w), warmup=0))
     result = compare(variants, repeats=args.repeats)
@@ -327,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--best", action="store_true", help="gm and compute with bf16, channels_last and "
                                                         "torch.compile (the GPU settings)")
     p.add_argument("--overhead-steps", type=int, default=201, help="steps of the loop-overhead runs")
+    p.add_argument("--components-only", action="store_true",
+                   help="no interleaved runs: the ratios from their parts, each timed alone in CPU time")
     p.add_argument("--null-check", action="store_true",
                    help="also run the compute variant twice: its ratio (ideally 1) shows the noise")
     p.add_argument("--reference-foreach", action="store_true",
@@ -351,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         for model in models:
             row = measure(model, args, datasets, Path(tmp))
             rows.append(row)
+            if args.components_only:
+                continue
             print(f"{model:<11} gm {row['gm']:8.1f}  compute {row['compute']:8.1f}  reference "
                   f"{row['reference']:8.1f} img/s   gm/compute {row['gm/compute']:.3f}  gm/reference "
                   f"{row['gm/reference']:.3f}  (CPU time: {row['cpu gm/compute']:.3f}, "
@@ -359,6 +434,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['ckpt_ms']:.0f} ms ({100 * row['periodic_share']:.2f}% of a step); the loop's own "
                   f"work {row['loop_ms']:.2f} ms a step ({100 * row['loop_share']:.2f}%)"
                   + (f"; null check compute/compute {row['null']:.3f}" if row["null"] else ""), flush=True)
+    if args.components_only:
+        print("\n| model | compute step | + gm's loop | + grids, checkpoints | reference's DataLoader | "
+              "reference's per-tensor optimizers | gm/compute | gm/reference |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for r in rows:
+            print(f"| `{r['model']}` | {r['step_ms']:.1f} ms | {r['loop_ms']:.2f} ms | {r['periodic_ms']:.2f} ms | "
+                  f"{r['ref_data_ms']:.2f} ms | {r['ref_optimizer_ms']:.2f} ms | {r['gm/compute']:.3f} | "
+                  f"{r['gm/reference']:.3f} |")
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return 0
     print("\n| model | batch | img/step | gm img/s | compute img/s | reference img/s | gm/compute | "
           "gm/reference | CPU-time ratios | grids + checkpoints | loop's own work |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

