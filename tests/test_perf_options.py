@@ -122,6 +122,16 @@ def test_resume_with_options_is_exact(model, options, runs_dir):
     assert m1 == [dict(r, time=a["time"]) for r, a in zip(m2, m1)]
 
 
+def test_options_can_be_switched_off_on_resume(runs_dir):
+    run("ssgan", runs_dir, "r", steps=2, channels_last=True, precision="bf16")
+    resumed = open_session(runs_dir / "r", steps=2, dataset=fake_data("ssgan"),
+                           overrides={"channels_last": "false", "precision": "fp32"})
+    assert not resumed.trainer._channels_last and resumed.trainer._autocast is None
+    assert train(resumed) == "finished"
+    cfg = RunFolder(runs_dir / "r").read_config()["config"]
+    assert (cfg["channels_last"], cfg["precision"]) == (False, "fp32")
+
+
 def test_channels_last_checkpoint_loads_into_a_plain_model(runs_dir):
     session = run("vae", runs_dir, "cl", steps=2, channels_last=True)
     trainer, _ = load_for_inference(session.run.path, device="cpu")
