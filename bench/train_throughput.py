@@ -22,10 +22,7 @@ Three variants per model, at the model's default config, run in one process, int
   over the rendered dSprites array with ``ToTensor``, a ``DataLoader(batch_size=<the model's batch>,
   shuffle=True, drop_last=True)`` in the same process, the batch moved to the device, the same
   ``optimize`` (same networks and losses, fp32 eager) and every metric fetched with ``.item()``
-  each step into Python lists. Its optimizers run PyTorch's default implementation, as a script's
-  ``torch.optim.Adam(params, lr, betas)`` does (a per-tensor loop on CPU; gm asks for the
-  multi-tensor one, bit-identical and faster); ``--reference-foreach`` gives it gm's instead, which
-  isolates what the data pipeline alone costs.
+  each step into Python lists.
 
 Every variant trains a fresh trainer for `--steps` steps and times steps `--warmup-steps`+1 ..
 `--steps` (the first ones allocate optimizer state and, with compile, run the compiler); gm's clock
@@ -34,12 +31,19 @@ Each variant also runs once, shorter, before the repeats (oneDNN's kernels for e
 model's default (64; DCGAN 256, the tutorial's), for all three variants, so they do the same work.
 `--set` options (and `--best`: bf16 autocast, channels_last and torch.compile on CUDA) apply to gm
 and compute; the reference stays the plain fp32 eager script.
+
+Host allocator: gm's loop keeps freed activations in glibc's heap (gm.device.tune_host_allocator),
+which saves a CPU step 15-20% of page faults. That setting is process-wide, so here the compute and
+reference variants get it too and the ratios show the loop and the data pipeline alone; a script
+run in its own process does not have it. `--allocator default` leaves glibc as it is (compare the
+two runs' absolute figures, or their `--components-only` step times, for the allocator's share).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -56,7 +60,7 @@ import gm.runs.loop as loop
 from bench.harness import Variant, compare
 from gm.config import parse_overrides, with_overrides
 from gm.data import Batcher, default_data_dir, load_dataset
-from gm.device import resolve_device
+from gm.device import resolve_device, tune_host_allocator
 from gm.registry import MODELS, get_spec
 
 BEST_CUDA = {"precision": "bf16", "channels_last": "true", "compile": "true"}
@@ -198,13 +202,9 @@ def reference_dataset(model: str, dataset: Any, data_dir: str | None):
 
 
 def run_reference(model: str, config: Any, dataset: Any, ref_data: Any, device: torch.device,
-                  steps: int, warm: int, foreach: bool = False) -> dict[str, Any]:
+                  steps: int, warm: int) -> dict[str, Any]:
     from torch.utils.data import DataLoader
     trainer = _fresh_trainer(model, config, dataset, device, perf=False)
-    if not foreach:  # what torch.optim.Adam(params, lr, betas) picks by itself
-        for opt in trainer.optimizers().values():
-            for group in opt.param_groups:
-                group["foreach"] = None
     loader = DataLoader(ref_data, batch_size=config.batch_size, shuffle=True, drop_last=True)
     history: dict[str, list[float]] = defaultdict(list)
     k = trainer.batches_per_step()
@@ -264,15 +264,11 @@ def loop_overhead(model: str, config: Any, dataset: Any, device: str, steps: int
     return seconds / (steps - 1)
 
 
-def reference_extras(model: str, config: Any, dataset: Any, ref_data: Any, device: torch.device,
-                     batches: int = 30) -> dict[str, float]:
-    """Seconds per step the reference spends beyond the compute limit, part by part: drawing its
-    batches through the DataLoader (PIL/array -> ToTensor -> Normalize -> collate -> device), and its
-    optimizers' default per-tensor update instead of gm's multi-tensor one. Short, CPU-bound
-    pieces, timed in CPU time, so they stay steady on a busy machine where whole-run ratios do not."""
+def reference_data(config: Any, ref_data: Any, device: torch.device, k: int, batches: int = 30) -> float:
+    """Seconds per step the reference spends drawing its k batches through the DataLoader
+    (PIL/array -> ToTensor -> Normalize -> collate -> device). Short and CPU-bound, timed in CPU
+    time, so it stays steady on a busy machine where whole-run ratios do not."""
     from torch.utils.data import DataLoader
-    trainer = _fresh_trainer(model, config, dataset, device, perf=False)
-    k = trainer.batches_per_step()
     loader = DataLoader(ref_data, batch_size=config.batch_size, shuffle=True, drop_last=True)
     it, seconds = iter(loader), 0.0
     for i in range(batches + 1):
@@ -285,34 +281,14 @@ def reference_extras(model: str, config: Any, dataset: Any, ref_data: Any, devic
         (b[0] if isinstance(b, (list, tuple)) else b).to(device)
         if i:  # the first batch warms up
             seconds += time.thread_time() - start
-    data = k * seconds / batches
-    # seconds per update of each optimizer, per implementation (best of two rounds)
-    cost: dict[tuple[Any, str], float] = {}
-    for impl in (True, None, True, None):
-        for name, opt in trainer.optimizers().items():
-            for group in opt.param_groups:
-                group["foreach"] = impl
-                for p in group["params"]:
-                    p.grad = torch.randn_like(p) * 1e-3
-            opt.step()  # the first update allocates the state
-            _sync(device)
-            start = time.thread_time()
-            for _ in range(10):
-                opt.step()
-            _sync(device)
-            seconds = (time.thread_time() - start) / 10
-            cost[impl, name] = min(cost.get((impl, name), seconds), seconds)
-    # The discriminator / critic updates once per real batch of a step, everything else once.
-    updates = {name: (k if name == "discriminator" else 1) for name in trainer.optimizers()}
-    extra = sum(n * (cost[None, name] - cost[True, name]) for name, n in updates.items())
-    return {"data": data, "optimizer": extra}
+    return k * seconds / batches
 
 
 def components(model: str, args: argparse.Namespace, config: Any, dataset: Any, ref_data: Any,
                dev: torch.device, runs_dir: Path) -> dict[str, Any]:
     """The ratios from their parts, each measured alone in CPU time (steady on a busy machine):
     gm = compute step + the loop's own work + pro-rated grids/checkpoints; reference = compute step
-    + its DataLoader + its optimizers' per-tensor update (+ .item(), negligible on a CPU)."""
+    + its DataLoader (+ .item() of each metric, negligible on a CPU)."""
     n, w = args.steps, args.warmup_steps
     per_step = config.batch_size * int(getattr(config, "n_critic", 1) or 1)
     step = min(per_step / run_compute(model, config, dataset, dev, n, w)["cpu_value"] for _ in range(3))
@@ -320,15 +296,15 @@ def components(model: str, args: argparse.Namespace, config: Any, dataset: Any, 
     periodic = gm_run["periodic_share"] / (1 - gm_run["periodic_share"]) * step
     loop_s = min(loop_overhead(model, config, dataset, args.device, args.overhead_steps, runs_dir)
                  for _ in range(3))
-    ref = reference_extras(model, config, dataset, ref_data, dev)
-    gm_s, ref_s = step + loop_s + periodic, step + ref["data"] + ref["optimizer"]
+    data = reference_data(config, ref_data, dev, per_step // config.batch_size)
+    gm_s, ref_s = step + loop_s + periodic, step + data
     row = {"model": model, "batch": config.batch_size, "images_per_step": per_step,
            "step_ms": 1e3 * step, "loop_ms": 1e3 * loop_s, "periodic_ms": 1e3 * periodic,
-           "ref_data_ms": 1e3 * ref["data"], "ref_optimizer_ms": 1e3 * ref["optimizer"],
+           "ref_data_ms": 1e3 * data,
            "gm/compute": step / gm_s, "gm/reference": ref_s / gm_s}
     print(f"{model:<11} compute step {row['step_ms']:7.1f} ms; gm adds loop {row['loop_ms']:.2f} + grids/"
-          f"checkpoints {row['periodic_ms']:.2f} ms; the reference adds DataLoader {row['ref_data_ms']:.2f} + "
-          f"per-tensor optimizers {row['ref_optimizer_ms']:.2f} ms  =>  gm/compute {row['gm/compute']:.3f}, "
+          f"checkpoints {row['periodic_ms']:.2f} ms; the reference adds its DataLoader {row['ref_data_ms']:.2f} "
+          f"ms  =>  gm/compute {row['gm/compute']:.3f}, "
           f"gm/reference {row['gm/reference']:.3f}", flush=True)
     return row
 
@@ -343,16 +319,15 @@ def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs
     dataset = datasets[spec.dataset]
     ref_data = reference_dataset(model, dataset, args.data_dir)
     dev = resolve_device(args.device)
-    n, w, fe = args.steps, args.warmup_steps, args.reference_foreach
+    n, w = args.steps, args.warmup_steps
     short = w + 2
     variants = [
         Variant("gm", lambda: run_gm(model, config, dataset, args.device, n, w, runs_dir), warmup=1,
                 warmup_run=lambda: run_gm(model, config, dataset, args.device, short, w, runs_dir)),
         Variant("compute", lambda: run_compute(model, config, dataset, dev, n, w), warmup=1,
                 warmup_run=lambda: run_compute(model, config, dataset, dev, short, w)),
-        Variant("reference", lambda: run_reference(model, ref_config, dataset, ref_data, dev, n, w, fe),
-                warmup=1, warmup_run=lambda: run_reference(model, ref_config, dataset, ref_data, dev, short,
-                                                           w, fe)),
+        Variant("reference", lambda: run_reference(model, ref_config, dataset, ref_data, dev, n, w),
+                warmup=1, warmup_run=lambda: run_reference(model, ref_config, dataset, ref_data, dev, short, w)),
     ]
     if args.components_only:
         return components(model, args, config, dataset, ref_data, dev, runs_dir)
@@ -402,12 +377,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="no interleaved runs: the ratios from their parts, each timed alone in CPU time")
     p.add_argument("--null-check", action="store_true",
                    help="also run the compute variant twice: its ratio (ideally 1) shows the noise")
-    p.add_argument("--reference-foreach", action="store_true",
-                   help="the reference's optimizers use gm's multi-tensor implementation")
+    p.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
+                   help="glibc malloc as gm's loop sets it (tuned, process-wide) or left as is")
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default $GM_DATA_DIR)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     args.overrides = {**(BEST_CUDA if args.best else {}), **parse_overrides(args.sets)}
+    if args.allocator == "default":
+        os.environ["GM_MALLOC_TUNING"] = "0"   # read once, by the first call below or in the loop
+    tuned = tune_host_allocator()
 
     torch.set_num_threads(args.threads)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -416,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = resolve_device(args.device)
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu, {args.threads} thread(s)"
     print(f"torch {torch.__version__}, {where}; {args.steps} steps per run, {args.repeats} repeats; "
-          f"gm options {args.overrides or 'defaults'}", flush=True)
+          f"gm options {args.overrides or 'defaults'}; host allocator {'tuned' if tuned else 'as is'}",
+          flush=True)
     datasets = {name: load_dataset(name, args.data_dir)
                 for name in {get_spec(m).dataset for m in models}}
     rows = []
@@ -436,11 +415,11 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"; null check compute/compute {row['null']:.3f}" if row["null"] else ""), flush=True)
     if args.components_only:
         print("\n| model | compute step | + gm's loop | + grids, checkpoints | reference's DataLoader | "
-              "reference's per-tensor optimizers | gm/compute | gm/reference |")
-        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+              "gm/compute | gm/reference |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
             print(f"| `{r['model']}` | {r['step_ms']:.1f} ms | {r['loop_ms']:.2f} ms | {r['periodic_ms']:.2f} ms | "
-                  f"{r['ref_data_ms']:.2f} ms | {r['ref_optimizer_ms']:.2f} ms | {r['gm/compute']:.3f} | "
+                  f"{r['ref_data_ms']:.2f} ms | {r['gm/compute']:.3f} | "
                   f"{r['gm/reference']:.3f} |")
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -139,39 +139,6 @@ def test_channels_last_checkpoint_loads_into_a_plain_model(runs_dir):
     torch.testing.assert_close(trainer.sample(4, seed=0), session.trainer.sample(4, seed=0))
 
 
-# ---- foreach optimizers -----------------------------------------------------------------------
-@pytest.mark.parametrize("model", ["vae", "gan", "wgan"])
-def test_foreach_optimizers_are_bit_identical_to_the_default_loop(model):
-    """gm asks for the multi-tensor update (about 3x faster on a CPU); it must not change a bit."""
-    spec = get_spec(model)
-    data = fake_data(model)
-    trainers = [spec.trainer_cls(config(model), data, CPU) for _ in range(2)]
-    for opt in trainers[1].optimizers().values():
-        for group in opt.param_groups:
-            assert group["foreach"] is True
-            group["foreach"] = None          # what a plain torch.optim.Adam(...) runs on a CPU
-    images, labels = data.images[:8 * trainers[0].batches_per_step()], data.labels
-    labels = None if labels is None else labels[:images.shape[0]]
-    for t in trainers:
-        torch.manual_seed(1)
-        for _ in range(3):
-            t.train_step(images, labels)
-    a, b = trainers[0].weights(), trainers[1].weights()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-
-
-def test_loading_an_old_optimizer_state_keeps_foreach():
-    spec = get_spec("gan")
-    t = spec.trainer_cls(config("gan"), fake_data("gan"), CPU)
-    state = t.state_dict()
-    for opt_state in state["optimizers"].values():
-        for group in opt_state["param_groups"]:
-            group["foreach"] = None          # as checkpoints written before gm chose foreach say
-    t.load_state_dict(state)
-    assert all(g["foreach"] is True for o in t.optimizers().values() for g in o.param_groups)
-
-
 # ---- compile ----------------------------------------------------------------------------------
 def test_compile_failure_is_one_sentence(runs_dir, monkeypatch):
     """A compiler that fails (no C++ compiler, an unsupported platform) ends the run as failed with
@@ -210,3 +177,19 @@ def test_compile_trains_and_resumes(runs_dir):
     assert RunFolder(runs_dir / "c").read_state()["step"] == 6
     assert sorted(weights_of(runs_dir / "c")) == sorted(get_spec("gan").trainer_cls(
         config("gan"), fake_data("gan"), CPU).weights())   # same checkpoint keys as eager
+
+
+# ---- host allocator ---------------------------------------------------------------------------
+@pytest.mark.parametrize("env,expected", [({}, "True"), ({"GM_MALLOC_TUNING": "0"}, "False"),
+                                          ({"MALLOC_TRIM_THRESHOLD_": "131072"}, "False")])
+def test_host_allocator_tuning_respects_the_user(env, expected):
+    """gm keeps freed activations in glibc's heap (no page faults every step) unless told not to."""
+    import os
+    import subprocess
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt is tuned on Linux only")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GM_MALLOC_TUNING"}
+    out = subprocess.run([sys.executable, "-c", "from gm.device import tune_host_allocator as t; "
+                          "print(t(), t())"], env={**base, **env}, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected, expected]

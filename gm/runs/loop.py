@@ -24,7 +24,7 @@ import torch
 from gm import __version__
 from gm.config import from_dict, to_dict
 from gm.data import Batcher, load_dataset
-from gm.device import resolve_device
+from gm.device import resolve_device, tune_host_allocator
 from gm.errors import GMError
 from gm.images import make_grid, save_png
 from gm.registry import get_spec
@@ -466,6 +466,7 @@ def train(session: Session, control: Control | None = None,
     """
     control = control or Control()
     run, t, cfg = session.run, session.trainer, session.config
+    tune_host_allocator()  # once per process: no page faults for the same activations every step
     window = _Window()
     t.train(True)
     run.write_state(status="running", error=None, total_steps=session.total_steps, pid=os.getpid(),

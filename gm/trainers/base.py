@@ -187,14 +187,7 @@ class Trainer(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
         for k, opt in self.optimizers().items():
-            # Optimizers are built with foreach=True: on a CPU the multi-tensor update is about 3x
-            # faster than the per-tensor loop PyTorch picks there by default, with bit-identical
-            # results. Loading state brings back the saved group settings, so keep ours (a
-            # checkpoint written before this choice says foreach=None).
-            impl = [g.get("foreach") for g in opt.param_groups]
             opt.load_state_dict(state["optimizers"][k])
-            for group, foreach in zip(opt.param_groups, impl):
-                group["foreach"] = foreach
         self.noise.set_state(state["noise_rng"])
         torch.set_rng_state(state["torch_rng"])
         if state.get("cuda_rng") is not None and self.device.type == "cuda":

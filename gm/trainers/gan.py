@@ -73,9 +73,8 @@ class AdversarialTrainer(Trainer):
     def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         c = self.config
         betas = (c.beta1, c.beta2)
-        # foreach: see Trainer.load_state_dict
-        return (torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=betas, foreach=True),
-                torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=betas, foreach=True))
+        return (torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=betas),
+                torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=betas))
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z)

@@ -36,8 +36,7 @@ class VAETrainer(Trainer):
     def __init__(self, config: VAEConfig, dataset: ImageDataset, device: torch.device) -> None:
         super().__init__(config, dataset, device)
         self.vae = VAE(config.latent_dim, dataset.image_shape[0], config.width).to(device)
-        self.opt = torch.optim.Adam(self.vae.parameters(), lr=config.lr, betas=(config.beta1, config.beta2),
-                                    foreach=True)  # see Trainer.load_state_dict
+        self.opt = torch.optim.Adam(self.vae.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
         self.beta = 1.0
 
     def modules(self):

@@ -122,8 +122,8 @@ class WGANTrainer(WassersteinTrainer):
 
     def build_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         # Momentum-based optimisers destabilised the clipped critic in the WGAN paper: RMSProp.
-        return (torch.optim.RMSprop(self.generator.parameters(), lr=self.config.lr_g, foreach=True),
-                torch.optim.RMSprop(self.discriminator.parameters(), lr=self.config.lr_d, foreach=True))
+        return (torch.optim.RMSprop(self.generator.parameters(), lr=self.config.lr_g),
+                torch.optim.RMSprop(self.discriminator.parameters(), lr=self.config.lr_d))
 
     def batches_per_step(self) -> int:
         if self.config.critic_boost and (self.step < 25 or self.step % 500 == 0):
