@@ -35,8 +35,9 @@ and compute; the reference stays the plain fp32 eager script.
 Host allocator: gm's loop keeps freed activations in glibc's heap (gm.device.tune_host_allocator),
 which saves a CPU step 15-20% of page faults. That setting is process-wide, so here the compute and
 reference variants get it too and the ratios show the loop and the data pipeline alone; a script
-run in its own process does not have it. `--allocator default` leaves glibc as it is (compare the
-two runs' absolute figures, or their `--components-only` step times, for the allocator's share).
+run in its own process does not have it. `--own-process-reference` adds a fourth variant, still
+interleaved: the same reference run in a fresh interpreter of its own, as a user's script runs
+(its start-up and data loading outside the figure). `--allocator default` leaves glibc as it is.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -309,6 +311,32 @@ def components(model: str, args: argparse.Namespace, config: Any, dataset: Any, 
     return row
 
 
+def run_reference_process(model: str, args: argparse.Namespace, steps: int) -> dict[str, Any]:
+    """The reference as a user's script runs it: in a fresh interpreter of its own (glibc's malloc as
+    it comes, not as gm's loop tunes it for this process). Start-up and data loading are outside
+    the figure: the child times its training window and prints it."""
+    cmd = [sys.executable, "-m", "bench.train_throughput", "--child-reference", model, "--steps", str(steps),
+           "--warmup-steps", str(args.warmup_steps), "--device", args.device, "--threads", str(args.threads)]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    env = {**os.environ, "GM_MALLOC_TUNING": "0"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child_reference(args: argparse.Namespace) -> int:
+    model = args.child_reference
+    spec = get_spec(model)
+    config = spec.config_cls()
+    dataset = load_dataset(spec.dataset, args.data_dir)
+    dev = resolve_device(args.device)
+    result = run_reference(model, config, dataset, reference_dataset(model, dataset, args.data_dir), dev,
+                           args.steps, args.warmup_steps)
+    print(json.dumps(result))
+    return 0
+
+
 # ---- driver -----------------------------------------------------------------------------------
 def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     spec = get_spec(model)
@@ -331,6 +359,9 @@ def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs
     ]
     if args.components_only:
         return components(model, args, config, dataset, ref_data, dev, runs_dir)
+    if args.own_process_reference:
+        variants.append(Variant("reference, own process", lambda: run_reference_process(model, args, n),
+                                warmup=0))
     if args.null_check:  # the same variant twice: the spread of its ratio is the machine's noise
         variants.append(Variant("compute again", lambda: run_compute(model, config, dataset, dev, n, w), warmup=0))
     result = compare(variants, repeats=args.repeats)
@@ -356,6 +387,8 @@ def measure(model: str, args: argparse.Namespace, datasets: dict[str, Any], runs
             "loop_ms": 1e3 * overhead,
             "loop_share": overhead * result.median("compute") / (config.batch_size * n_batches),
             "null": paired("compute again", "compute") if args.null_check else None,
+            "own process": result.median("reference, own process") if args.own_process_reference else None,
+            "gm/own process": result.ratio("gm", "reference, own process") if args.own_process_reference else None,
             "values": result.values, "extras": result.extras}
 
 
@@ -379,9 +412,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the compute variant twice: its ratio (ideally 1) shows the noise")
     p.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
                    help="glibc malloc as gm's loop sets it (tuned, process-wide) or left as is")
+    p.add_argument("--own-process-reference", action="store_true",
+                   help="also run the reference in a fresh process of its own, as a user's script runs")
+    p.add_argument("--child-reference", metavar="MODEL", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default $GM_DATA_DIR)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    if args.child_reference:
+        torch.set_num_threads(args.threads)
+        return child_reference(args)
     args.overrides = {**(BEST_CUDA if args.best else {}), **parse_overrides(args.sets)}
     if args.allocator == "default":
         os.environ["GM_MALLOC_TUNING"] = "0"   # read once, by the first call below or in the loop
@@ -412,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['paired gm/reference']:.3f})   grid {row['grid_ms']:.0f} ms, checkpoint "
                   f"{row['ckpt_ms']:.0f} ms ({100 * row['periodic_share']:.2f}% of a step); the loop's own "
                   f"work {row['loop_ms']:.2f} ms a step ({100 * row['loop_share']:.2f}%)"
-                  + (f"; null check compute/compute {row['null']:.3f}" if row["null"] else ""), flush=True)
+                  + (f"; null check compute/compute {row['null']:.3f}" if row["null"] else "")
+                  + (f"; reference in its own process {row['own process']:.1f} img/s, gm/that "
+                     f"{row['gm/own process']:.3f}" if row["own process"] else ""), flush=True)
     if args.components_only:
         print("\n| model | compute step | + gm's loop | + grids, checkpoints | reference's DataLoader | "
               "gm/compute | gm/reference |")
