@@ -16,6 +16,13 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Every test module starts on one thread again, whatever a test before it set."""
+    torch.set_num_threads(1)
+    yield
+
+
 @pytest.fixture
 def mnist_dir() -> Path:
     """The offline MNIST digits beside the checkout (../shared/data), or skip."""

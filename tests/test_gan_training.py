@@ -26,14 +26,6 @@ METRICS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(model: str, **extra):
     spec = get_spec(model)
     return with_overrides(spec.config_cls(), {**TINY, **extra}, model=model)

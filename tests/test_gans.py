@@ -22,15 +22,6 @@ GANS = ("gan", "dcgan", "wgan", "wgan-gp", "ssgan", "acgan")
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core box, two spinning OpenMP threads can be 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def fake_mnist(n: int = 64, seed: int = 0) -> ImageDataset:
     g = torch.Generator().manual_seed(seed)
     return ImageDataset(name="mnist", images=torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g),

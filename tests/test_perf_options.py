@@ -18,14 +18,6 @@ CPU = torch.device("cpu")
 SMALL = {"width": 0.125, "batch_size": 8, "log_every": 2, "sample_every": 1000, "checkpoint_every": 1000}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def fake_data(model: str, n: int = 64) -> ImageDataset:
     g = torch.Generator().manual_seed(0)
     if get_spec(model).dataset == "dsprites":

@@ -18,15 +18,6 @@ from gm.runs.checkpoint import latest_checkpoint, load_checkpoint
 from gm.runs.folder import RunFolder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions: one thread is faster, and far faster when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def small_dsprites():
     """512 rendered dSprites images: enough for a few tiny steps, fast to build."""
