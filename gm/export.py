@@ -83,7 +83,7 @@ def run_blocks(run: RunFolder, lang: str) -> Built:
     grids = [b.image(f"grid_step_{step}", path, t("report.grid_caption", step=step))
              for step, path in facts.stage_grids(run, k=3)] or [b.note(t("report.no_grids"))]
     measured = facts.evaluations(run)
-    numbers = [b.Metric(name, _format_measure(name, m.value, lang), t("walkthrough.common.fid_help", n=m.n or 0,
+    numbers = [b.Metric(name, i18n.measure(name, m.value, lang), t("walkthrough.common.fid_help", n=m.n or 0,
                                                                        step=m.step or 0), m.value)
                for name, m in sorted(measured.items())]
     numbers_blocks = [b.metrics("evaluations", numbers)] if numbers else [b.note(t("report.no_evaluations"))]
@@ -96,14 +96,6 @@ def run_blocks(run: RunFolder, lang: str) -> Built:
                          created=str(cfg.get("created", "?"))))]
     return [("summary", head), ("curves", curves), ("samples", grids), ("numbers", numbers_blocks),
             ("settings", settings)]
-
-
-def _format_measure(name: str, value: float, lang: str) -> str:
-    if name.startswith("fid"):
-        return i18n.number(value, lang, ",.0f" if value >= 1000 else ".2f")
-    if name == "classes_covered":
-        return i18n.number(int(value), lang)
-    return i18n.number(value, lang, ".3f")
 
 
 def run_html(run: RunFolder, lang: str, *, interactive: bool = True, built: Built | None = None) -> str:
@@ -130,7 +122,6 @@ def numbers_of(built: Built) -> list[dict[str, Any]]:
 
 def _zip(built: Built, lang: str, html_text: str, extra: dict[str, bytes] | None = None) -> bytes:
     from gm.figures import figure_png
-    from gm.report import _image_bytes
     buf = io.BytesIO()
     tables: dict[str, list[dict[str, Any]]] = {}
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -141,7 +132,7 @@ def _zip(built: Built, lang: str, html_text: str, extra: dict[str, bytes] | None
                 if block.kind in ("chart", "demo") and block.figure is not None:
                     zf.writestr(f"figures/{name}.png", figure_png(block.figure))
                 elif block.kind == "image":
-                    zf.writestr(f"grids/{name}.png", _image_bytes(block.image))
+                    zf.writestr(f"grids/{name}.png", report.image_bytes(block.image))
                 elif block.kind == "table" and block.rows:
                     tables[name] = block.rows
                     zf.writestr(f"tables/{name}.csv", _csv(block.rows))

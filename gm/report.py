@@ -61,7 +61,8 @@ def _png_data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def _image_bytes(image: Any) -> bytes:
+def image_bytes(image: Any) -> bytes:
+    """PNG bytes of an image block: its file, or the tensor/array encoded (2x, pixelated)."""
     if isinstance(image, Path):
         return image.read_bytes()
     from gm.images import to_png_bytes
@@ -109,7 +110,7 @@ def render_block(block: Block, interactive: bool = True) -> str:
         return _chart(block, interactive)
     if block.kind == "image":
         return (f'<figure data-key="{html.escape(block.key)}"><img alt="{html.escape(block.caption)}" '
-                f'src="{_png_data_url(_image_bytes(block.image))}"><figcaption>{html.escape(block.caption)}'
+                f'src="{_png_data_url(image_bytes(block.image))}"><figcaption>{html.escape(block.caption)}'
                 f'</figcaption></figure>')
     if block.kind == "table":
         return _table(block)

@@ -78,6 +78,16 @@ def number(value: float | int, lang: str, spec: str = "") -> str:
     return localize_number(format(value, spec), lang)
 
 
+def measure(name: str, value: float, lang: str) -> str:
+    """A measured number as reports show it: FIDs with 2 decimals (none from 1,000 on: an untrained
+    model's FID is in the thousands), counts (``classes_covered``) whole, the rest with 3 decimals."""
+    if name.startswith("fid"):
+        return number(value, lang, ",.0f" if value >= 1000 else ".2f")
+    if name == "classes_covered":
+        return number(int(value), lang)
+    return number(value, lang, ".3f")
+
+
 def localize_digits(text: str, lang: str) -> str:
     """Latin digits in running text (not code) written in the language's digits."""
     return text.translate(PERSIAN_DIGITS) if lang == "fa" else text

@@ -121,7 +121,7 @@ def _overlay(ctx: Context, key: str, roles: tuple[str, ...], metric: str, title:
 
 
 def fid_text(ctx: Context, value: float) -> str:
-    return ctx.n(value, ",.0f" if value >= 1000 else ".2f")
+    return i18n.measure("fid", value, ctx.lang)
 
 
 def fid_metrics(ctx: Context, role: str) -> list[Metric]:
