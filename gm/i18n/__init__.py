@@ -127,6 +127,7 @@ def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
+@functools.cache   # read and encoded once per process, not on every rerun of a Persian page
 def font_face_css(lang: str) -> str:
     """@font-face rules embedding Vazirmatn (SIL OFL, gm/i18n/fonts) for Persian, as data: URLs so the
     app and the exported report render Persian the same way offline, whatever fonts the OS has."""
