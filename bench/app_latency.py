@@ -71,12 +71,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-    vae = vae_views.vae_of(get_spec("vae").trainer_cls(get_spec("vae").config_cls(),
+    vae = vae_views.vae_of(get_spec("vae").new_trainer(get_spec("vae").config_cls(),
                                                        _shape("dsprites"), torch.device("cpu")))
     code = torch.zeros(10)
     slider_vae = median_ms(lambda: vae_views.decode_png(vae, code, scale=4))
 
-    gan = get_spec("gan").trainer_cls(get_spec("gan").config_cls(), _shape("mnist"), torch.device("cpu"))
+    gan = get_spec("gan").new_trainer(get_spec("gan").config_cls(), _shape("mnist"), torch.device("cpu")).model
     z = gan_views.seed_latent(gan, 0)
     slider_gan = median_ms(lambda: to_png_bytes(make_grid(gan_views.generate(gan, z), 1, padding=0), 6))
 
@@ -94,7 +94,7 @@ def main() -> None:
         records = hist.records
 
         def charts() -> None:
-            for title, keys, ref in plots.charts_for("vae", records):
+            for title, keys, ref in plots.charts_for(records):
                 plots.line_figure(records, keys, title=title, reference=ref).to_json()
             plots.records_to_csv(records)
 

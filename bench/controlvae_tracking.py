@@ -32,14 +32,13 @@ def train_one(model: str, overrides: dict, dataset, steps: int, device: torch.de
     """Train one model for `steps` steps; per-step KL, reconstruction and β as plain lists."""
     spec = get_spec(model)
     config = from_dict(spec.config_cls, {**to_dict(spec.config_cls()), **overrides}, model=model)
-    trainer = spec.trainer_cls(config, dataset, device)
+    trainer = spec.new_trainer(config, dataset, device)
     batcher = Batcher(dataset, config.batch_size, config.seed, device)
     trainer.train(True)
     trace = {"kl": [], "recon": [], "beta": []}
     start = time.perf_counter()
     for step in range(1, steps + 1):
-        images, _ = batcher.next()
-        metrics = trainer.train_step(images, None)
+        metrics = trainer.train_step(batcher.draw())
         for key in trace:
             trace[key].append(float(metrics[key]))
         if step % max(1, steps // 10) == 0:

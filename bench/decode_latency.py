@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.run:
-        from gm.runs.loop import load_for_inference
-        model, _ = load_for_inference(args.run, device="cpu")
+        from gm import load_model
+        model = load_model(args.run, device="cpu")
     else:
         torch.manual_seed(0)
         model = VAE(10, 1, args.width).eval()

@@ -36,19 +36,15 @@ EPOCH_MODELS = ("gan", "wgan-gp")
 def bare_images_per_sec(model: str, config, dataset, steps: int) -> float:
     """train_step alone, on batches drawn beforehand: the reference without the loop's extras."""
     spec = get_spec(model)
-    trainer = spec.trainer_cls(config, dataset, torch.device("cpu"))
+    trainer = spec.new_trainer(config, dataset, "cpu")
     batcher = Batcher(dataset, config.batch_size, config.seed, torch.device("cpu"),
-                      with_labels=trainer.uses_labels)
+                      with_labels=trainer.wants_labels)
     k = trainer.batches_per_step()
-    batches = []
-    for _ in range(steps + 1):
-        parts = [batcher.next() for _ in range(k)]
-        labels = torch.cat([p[1] for p in parts]) if parts[0][1] is not None else None
-        batches.append((torch.cat([p[0] for p in parts]), labels))
-    trainer.train_step(*batches[0])  # warm-up (allocator, oneDNN kernels)
+    batches = [batcher.draw(k) for _ in range(steps + 1)]
+    trainer.train_step(batches[0])  # warm-up (allocator, oneDNN kernels)
     start = time.perf_counter()
-    for images, labels in batches[1:]:
-        out = trainer.train_step(images, labels)
+    for batch in batches[1:]:
+        out = trainer.train_step(batch)
     float(out["g_loss"])
     return steps * k * config.batch_size / (time.perf_counter() - start)
 
@@ -79,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         spec = get_spec(model)
         config = with_overrides(spec.config_cls(), {"checkpoint_every": 10**6}, model=model)
-        probe = spec.trainer_cls(config, dataset, torch.device("cpu"))
+        probe = spec.new_trainer(config, dataset, "cpu")
         per_step = probe.images_per_step()
         del probe
         if model in EPOCH_MODELS:

@@ -6,10 +6,10 @@
 Three variants per model, at the model's default config, run in one process, interleaved
 (bench.harness: every repeat runs each variant once, the order rotating), compared by medians:
 
-- **gm**: the real loop, ``new_session`` + ``train`` with its default logging (a metrics row every
-  `log_every` steps), sample grids (every `sample_every` steps and at each epoch's end) and
-  checkpoints (every `checkpoint_every` steps or `checkpoint_seconds`). Building the trainer is
-  outside the clock. A short run meets fewer grids and checkpoints than a long one, so the clock is
+- **gm**: the real loop, ``new_session`` + ``train`` with its default callbacks: logging (a metrics
+  row every `log_every` steps), sample grids (every `sample_every` steps and at each epoch's end)
+  and checkpoints (every `checkpoint_every` steps or `checkpoint_seconds`), the last two as
+  subclasses that time their writes. Building the trainer is outside the clock. A short run meets fewer grids and checkpoints than a long one, so the clock is
   the steady state: the time of the steps in the window, minus the grids and checkpoints that fell
   in it, plus each one's measured cost times how often the defaults make it happen per step
   (grids: 1/sample_every + epochs per step; checkpoints: 1/checkpoint_every or, when slower,
@@ -25,8 +25,9 @@ Three variants per model, at the model's default config, run in one process, int
   each step into Python lists.
 
 Every variant trains a fresh trainer for `--steps` steps and times steps `--warmup-steps`+1 ..
-`--steps` (the first ones allocate optimizer state and, with compile, run the compiler); gm's clock
-stops when the last step's metrics row is written, so it includes every metrics row of the window.
+`--steps`, each from the drawing of its batches (the first ones allocate optimizer state and, with
+compile, run the compiler); gm's clock stops when the last step's metrics row is written, so it
+includes every metrics row of the window.
 Each variant also runs once, shorter, before the repeats (oneDNN's kernels for each shape). Batch: each
 model's default (64; DCGAN 256, the tutorial's), for all three variants, so they do the same work.
 `--set` options (and `--best`: bf16 autocast, channels_last and torch.compile on CUDA) apply to gm
@@ -58,12 +59,14 @@ from typing import Any
 import numpy as np
 import torch
 
-import gm.runs.loop as loop
 from bench.harness import Variant, compare
 from gm.config import parse_overrides, with_overrides
 from gm.data import Batcher, default_data_dir, load_dataset
 from gm.device import resolve_device, tune_host_allocator
+from gm.models.base import DataInfo
 from gm.registry import MODELS, get_spec
+from gm.runs.callbacks import Callback, Checkpointer, SampleGrids, default_callbacks
+from gm.runs.loop import Loop, Session, new_session, train
 
 BEST_CUDA = {"precision": "bf16", "channels_last": "true", "compile": "true"}
 PERF_FIELDS = ("precision", "channels_last", "compile")
@@ -77,17 +80,16 @@ def _now() -> np.ndarray:
     return np.array([time.perf_counter(), time.thread_time()])
 
 
-class _Timed:
-    """Wraps one of the loop's module-level functions (save_samples, checkpoint) and records calls."""
+class _Timings:
+    """The writes of one of the loop's callbacks (grids, checkpoints): when each began, how long it took."""
 
-    def __init__(self, name: str) -> None:
-        self.name, self.orig = name, getattr(loop, name)
+    def __init__(self) -> None:
         self.calls: list[tuple[float, np.ndarray]] = []      # (wall start, (wall, cpu) seconds)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def time(self, write: Any, session: Session) -> None:
         start = _now()
         try:
-            return self.orig(*args, **kwargs)
+            write(session)
         finally:
             self.calls.append((start[0], _now() - start))
 
@@ -98,6 +100,43 @@ class _Timed:
         return np.mean([s for _, s in self.calls], axis=0) if self.calls else np.zeros(2)
 
 
+class _TimedGrids(SampleGrids):
+    def __init__(self) -> None:
+        super().__init__()
+        self.timings = _Timings()
+
+    def write(self, session: Session) -> None:
+        self.timings.time(super().write, session)
+
+
+class _TimedCheckpoints(Checkpointer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.timings = _Timings()
+
+    def write(self, session: Session) -> None:
+        self.timings.time(super().write, session)
+
+
+class _Clock(Callback):
+    """The clock of gm's variant: from the start of step warm+1 to the moment the last step's
+    metrics row is written (listed after the metrics log, so it hears that row after it is on disk)."""
+
+    def __init__(self, warm: int, steps: int) -> None:
+        self.warm, self.steps = warm, steps
+        self.marks: dict[str, np.ndarray] = {}
+
+    def on_step_start(self, loop: Loop) -> None:
+        if loop.step == self.warm:
+            _sync(loop.session.device)
+            self.marks["start"] = _now()
+
+    def on_log(self, loop: Loop, record: dict[str, Any]) -> None:
+        if loop.step == self.steps:
+            _sync(loop.session.device)
+            self.marks["end"] = _now()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -106,34 +145,17 @@ def _sync(device: torch.device) -> None:
 # ---- the three variants -----------------------------------------------------------------------
 def run_gm(model: str, config: Any, dataset: Any, device: str, steps: int, warm: int,
            runs_dir: Path) -> dict[str, Any]:
-    grids, ckpts = _Timed("save_samples"), _Timed("checkpoint")
-    loop.save_samples, loop.checkpoint = grids, ckpts
-    marks: dict[str, np.ndarray] = {}
-
-    def on_progress(p: loop.Progress) -> None:   # the last step's metrics row is written
-        if p.step == steps:
-            _sync(session.device)
-            marks["end"] = _now()
-
+    # The default callbacks, with grids and checkpoints that time their writes.
+    grid_writer, ckpt_writer, clock = _TimedGrids(), _TimedCheckpoints(), _Clock(warm, steps)
+    callbacks = default_callbacks(grids=grid_writer, checkpoints=ckpt_writer) + [clock]
     name = f"bench-{model}-{time.monotonic_ns()}"
-    try:
-        session = loop.new_session(model, config, runs_dir=runs_dir, name=name, device=device,
-                                   steps=steps, dataset=dataset)
-        t = session.trainer
-        step = t.train_step
-
-        def timed_step(images: torch.Tensor, labels: torch.Tensor | None) -> Any:
-            if t.step == warm:      # the clock starts as step warm+1 begins
-                _sync(session.device)
-                marks["start"] = _now()
-            return step(images, labels)
-
-        t.train_step = timed_step
-        status = loop.train(session, on_progress=on_progress)
-    finally:
-        loop.save_samples, loop.checkpoint = grids.orig, ckpts.orig
+    session = new_session(model, config, runs_dir=runs_dir, name=name, device=device, steps=steps,
+                          dataset=dataset)
+    t = session.trainer
+    status = train(session, callbacks=callbacks)
     assert status == "finished", (status, session.error)
-    t0, t1 = marks["start"], marks["end"]
+    grids, ckpts = grid_writer.timings, ckpt_writer.timings
+    t0, t1 = clock.marks["start"], clock.marks["end"]
     n = steps - warm
     extras = grids.within(t0[0], t1[0]) + ckpts.within(t0[0], t1[0])
     step_time = (t1 - t0 - extras) / n                       # (wall, cpu) per step, without extras
@@ -150,7 +172,8 @@ def run_gm(model: str, config: Any, dataset: Any, device: str, steps: int, warm:
 
 
 def _fresh_trainer(model: str, config: Any, dataset: Any, device: torch.device, perf: bool):
-    trainer = get_spec(model).trainer_cls(config, dataset, device)
+    spec = get_spec(model)
+    trainer = spec.build_trainer(spec.build_model(config, DataInfo.of(dataset, spec.dataset)).to(device))
     if perf:
         trainer.apply_performance_options()
     trainer.train(True)
@@ -160,12 +183,12 @@ def _fresh_trainer(model: str, config: Any, dataset: Any, device: torch.device, 
 def run_compute(model: str, config: Any, dataset: Any, device: torch.device, steps: int,
                 warm: int) -> dict[str, Any]:
     trainer = _fresh_trainer(model, config, dataset, device, perf=True)
-    batcher = Batcher(dataset, config.batch_size, config.seed, device, with_labels=trainer.uses_labels)
+    batcher = Batcher(dataset, config.batch_size, config.seed, device, with_labels=trainer.wants_labels)
     k = trainer.batches_per_step()
     batches = []
     for _ in range(4):
-        images, labels = loop._draw(batcher, k)
-        batches.append((trainer.prepare(images), labels))
+        batch = batcher.draw(k)
+        batches.append((trainer.prepare(batch.only()), batch.only_labels()))
     for i in range(warm):
         trainer.optimize(*batches[i % len(batches)])
     _sync(device)
@@ -230,7 +253,7 @@ def run_reference(model: str, config: Any, dataset: Any, ref_data: Any, device: 
             labels = torch.cat([p[1] for p in parts]).to(device)
         else:
             x, labels = torch.cat(parts).to(device), None
-        out = trainer.optimize(x, labels if trainer.uses_labels else None)
+        out = trainer.optimize(x, labels if trainer.wants_labels else None)
         for key, v in out.items():
             if isinstance(v, torch.Tensor) and v.dim() == 0:
                 history[key].append(v.item())
@@ -242,26 +265,22 @@ def run_reference(model: str, config: Any, dataset: Any, ref_data: Any, device: 
 def loop_overhead(model: str, config: Any, dataset: Any, device: str, steps: int, runs_dir: Path) -> float:
     """Seconds per step the loop itself costs (drawing, uint8 -> float, metrics rows, control
     checks): the loop over a trainer whose ``optimize`` only returns last step's metrics. Grids and
-    checkpoints are not included (the steady-state figure pro-rates them)."""
-    session = loop.new_session(model, config, runs_dir=runs_dir, name=f"overhead-{time.monotonic_ns()}",
-                               device=device, steps=steps, dataset=dataset)
+    checkpoints are not included (the steady-state figure pro-rates them): the loop runs without
+    those callbacks."""
+    session = new_session(model, config, runs_dir=runs_dir, name=f"overhead-{time.monotonic_ns()}",
+                          device=device, steps=steps, dataset=dataset)
     t = session.trainer
-    images, labels = loop._draw(session.batcher, t.batches_per_step())
-    metrics = t.optimize(t.prepare(images), labels)
+    batch = session.batcher.draw(t.batches_per_step())
+    metrics = t.optimize(t.prepare(batch.only()), batch.only_labels())
 
     def no_compute(x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
         t.step += 1
         return dict(metrics)
 
     t.optimize = no_compute
-    saved = loop.save_samples, loop.checkpoint
-    loop.save_samples = loop.checkpoint = lambda session: None
-    try:
-        start = time.perf_counter()
-        loop.train(session)
-        seconds = time.perf_counter() - start
-    finally:
-        loop.save_samples, loop.checkpoint = saved
+    start = time.perf_counter()
+    train(session, callbacks=default_callbacks(grids=False, checkpoints=False))
+    seconds = time.perf_counter() - start
     shutil.rmtree(session.run.path, ignore_errors=True)
     return seconds / (steps - 1)
 

@@ -30,17 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.environ.setdefault("GM_PRETRAINED_DIR", str(REPO / "checkpoints" / "pretrained"))
 
-    from gm import export
+    from gm import export, load_model
     from gm import walkthrough as wt
     from gm.data import load_dataset
-    from gm.runs.loop import load_for_inference
 
-    trainers = functools.cache(lambda path: load_for_inference(path, "cpu")[0])
+    models = functools.cache(lambda path: load_model(path, "cpu"))
     datasets = functools.cache(lambda name: load_dataset(name))
     cache: dict = {}
 
     def build() -> list:
-        ctx = wt.Context(args.lang, wt.default_runs(), lambda run: trainers(str(run.path)), datasets, cache=cache)
+        ctx = wt.Context(args.lang, wt.default_runs(), lambda run: models(str(run.path)), datasets, cache=cache)
         return [(s, wt.build(s, ctx)) for s in wt.steps_in_order()]
 
     start = time.perf_counter()

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the models")
     m.add_argument("--keys", action="store_true", help="also list each model's --set keys with defaults")
 
+    sub.add_parser("datasets", help="list the datasets: image shape, classes, domain splits")
+
     t = sub.add_parser("train", help="train a model in the foreground")
     t.add_argument("model")
     _add_length(t)
@@ -104,10 +106,25 @@ def cmd_models(args) -> int:
             print(pad + f"preset {preset}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
         if spec.cpu_note:
             print(pad + spec.cpu_note)
+        print(pad + "can: " + ", ".join(sorted(spec.capabilities)))
         if getattr(args, "keys", False):
             from gm.config import describe
             for f in describe(spec.config_cls):
                 print(pad + f"  {f['name']}={f['default']}  ({f['type']}) {f['help']}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from gm.data.registry import DATASETS
+    rows = []
+    for spec in DATASETS.values():
+        splits = ", ".join(f"{k}={'|'.join(v)}" for k, v in spec.domain_splits.items()) or "none"
+        rows.append((spec.name, "x".join(map(str, spec.image_shape)),
+                     f"{len(spec.classes)} classes" + (f" ({spec.class_factor})" if spec.class_factor else ""),
+                     f"domains: {splits}", spec.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
     return 0
 
 
@@ -190,7 +207,8 @@ def cmd_resume(args) -> int:
 
 def cmd_sample(args) -> int:
     from gm.images import make_grid, save_png
-    from gm.runs.loop import load_for_inference
+    from gm.models.base import SamplesFromNoise
+    from gm.models.loading import load_model
 
     if args.n < 1 or args.nrow < 1:
         raise GMError("--n and --nrow must be at least 1.")
@@ -199,8 +217,10 @@ def cmd_sample(args) -> int:
         raise GMError(f"--out must be a .png file; got {args.out}.")
     if not out.parent.exists():
         raise GMError(f"Folder {out.parent} does not exist; create it or choose another --out.")
-    trainer, _ = load_for_inference(args.run_dir, args.device)
-    images = trainer.sample(args.n, seed=args.seed)
+    model = load_model(args.run_dir, args.device)
+    if not isinstance(model, SamplesFromNoise):
+        raise GMError(f"{args.run_dir} holds a {model.model_name} model, which does not sample from noise.")
+    images = model.sample(args.n, seed=args.seed)
     save_png(out, make_grid(images, args.nrow))
     print(out)
     return 0
@@ -255,7 +275,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
+COMMANDS = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
             "runs": cmd_runs, "push": cmd_push, "pull": cmd_pull, "export": cmd_export}
 
 from gm.metrics.cli import COMMANDS as _METRICS_COMMANDS  # noqa: E402  (stats, fid, eval)

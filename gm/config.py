@@ -44,6 +44,17 @@ class TrainConfig:
                                   "a first step that compiles for a minute or more; needs a C++ compiler "
                                   "on CPUs.")
 
+    def domain_split(self) -> str | None:
+        """The dataset's domain split a model trains on (e.g. dSprites by "shape"), or None for one
+        domain. Models of several domains return their config field here; the loop then draws
+        unpaired batches from every domain."""
+        return None
+
+    def batches_at(self, step: int) -> int:
+        """Real batches the training step after `step` consumes (critic schedules override this);
+        a pure function of the config, so epochs convert to steps before any trainer exists."""
+        return 1
+
 
 def fields_of(config_cls: type) -> list[dataclasses.Field]:
     return list(dataclasses.fields(config_cls))

@@ -36,15 +36,15 @@ def build_walkthrough(lang: str, runs: dict[str, RunFolder | None] | None = None
     """Every step's blocks for the given (default: pretrained / newest local) runs, outside the app."""
     from gm import walkthrough as wt
     from gm.data import load_dataset
-    from gm.runs.loop import load_for_inference
+    from gm.models.loading import load_model
 
     runs = runs if runs is not None else wt.default_runs(runs_dir)
 
     @functools.cache
-    def trainer(path: str):
-        return load_for_inference(path, device)[0]
+    def model(path: str):
+        return load_model(path, device)
 
-    ctx = wt.Context(lang, runs, lambda run: trainer(str(run.path)), functools.cache(lambda name: load_dataset(name)))
+    ctx = wt.Context(lang, runs, lambda run: model(str(run.path)), functools.cache(lambda name: load_dataset(name)))
     return [(step, wt.build(step, ctx)) for step in wt.steps_in_order()]
 
 
@@ -70,7 +70,7 @@ def run_blocks(run: RunFolder, lang: str) -> Built:
     cfg = run.read_config()
     records = run.read_metrics()
     curves: list[Block] = []
-    for title, keys, ref in plots.charts_for(cfg.get("family", "vae"), records, lang):
+    for title, keys, ref in plots.charts_for(records, lang):
         fig = plots.line_figure(records, keys, title=title, smoothing=0.6, reference=ref,
                                 names=[t(f"metric.{k}") for k in keys], reference_name=t("metric.set_point"),
                                 x_title=t("monitor.axis_step"))

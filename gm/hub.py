@@ -200,11 +200,10 @@ def refuse_pickles(files: list[str], repo_id: str) -> None:
 
 def import_export(src: Path, runs_dir: str | Path, name: str) -> Path:
     """Check a downloaded flat export and turn it into a run folder `<runs_dir>/<name>/`."""
-    import torch
     from safetensors.torch import load_file
 
     from gm.config import from_dict, to_dict
-    from gm.data.base import ImageDataset
+    from gm.models.base import DataInfo
     from gm.registry import get_spec
     from gm.runs.atomic import write_json_atomic
     from gm.runs.checkpoint import save_checkpoint
@@ -233,10 +232,8 @@ def import_export(src: Path, runs_dir: str | Path, name: str) -> Path:
         weights = load_file(str(src / "model.safetensors"))
     except Exception as exc:
         raise GMError(f"model.safetensors of the download cannot be read ({type(exc).__name__}).") from None
-    dataset = ImageDataset(name=spec.dataset, images=torch.zeros((1, *meta["image_shape"]), dtype=torch.uint8),
-                           max_value=meta["max_value"], num_classes=meta["num_classes"])
-    trainer = spec.trainer_cls(config, dataset, torch.device("cpu"))
-    trainer.load_weights(weights)  # strict: wrong shapes or missing parts raise GMError
+    model = spec.build_model(config, DataInfo.from_run_config(cfg))
+    model.load_weights(weights)  # strict: wrong shapes or missing parts raise GMError
 
     runs_dir = Path(runs_dir)
     dest = runs_dir / name

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -103,3 +106,50 @@ def acgan_g_loss(fake_src: torch.Tensor, fake_cls: torch.Tensor,
     source = ns_g_loss(fake_src)
     cls = class_loss(fake_cls, fake_labels)
     return source + cls, source, cls
+
+
+def ls_d_loss(real_out: torch.Tensor, fake_out: torch.Tensor, real_target: float = 1.0) -> torch.Tensor:
+    """LSGAN (Mao et al. 2017) with a = 0, b = c = 1: 1/2 E(D(x) - b)^2 + 1/2 E(D(G(z)) - a)^2.
+
+    D's output is a plain number regressed to 1 for reals and 0 for fakes; real_target < 1 smooths
+    b the way one-sided label smoothing does for the BCE loss.
+    """
+    return 0.5 * (real_out - real_target).pow(2).mean() + 0.5 * fake_out.pow(2).mean()
+
+
+def ls_g_loss(fake_out: torch.Tensor) -> torch.Tensor:
+    """LSGAN generator loss 1/2 E(D(G(z)) - c)^2 with c = 1."""
+    return 0.5 * (fake_out - 1).pow(2).mean()
+
+
+# ---- the adversarial loss table ------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """One row of the table every GAN's `loss` option picks from.
+
+    ``d(real_out, fake_out, real_target)`` and ``g(fake_out)`` take D's raw outputs. How the logged
+    ``d_real``/``d_fake`` read: ``report="prob"`` logs mean sigmoid(D) (a probability for BCE
+    logits; kept for hinge, whose runs have always logged it), ``"raw"`` the mean raw output (a
+    critic score for Wasserstein, the regression output for least squares). ``threshold``: D's
+    decision boundary for ``d_acc`` (reals above, fakes below); None when there is none.
+    """
+
+    name: str
+    d: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
+    report: str
+    threshold: float | None
+    about: str
+
+
+ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {loss.name: loss for loss in (
+    AdversarialLoss("ns", ns_d_loss, ns_g_loss, "prob", 0.0,
+                    "non-saturating BCE (Goodfellow et al. 2014): D outputs a logit"),
+    AdversarialLoss("hinge", lambda r, f, t=1.0: hinge_d_loss(r, f), hinge_g_loss, "prob", 0.0,
+                    "hinge (SN-GAN, SSGAN): relu(1 - D(x)) + relu(1 + D(G(z)))"),
+    AdversarialLoss("wasserstein", lambda r, f, t=1.0: wasserstein_d_loss(r, f), wasserstein_g_loss,
+                    "raw", None, "Wasserstein (Arjovsky et al. 2017): D is a critic; pair it with "
+                                 "weight clipping or a gradient penalty"),
+    AdversarialLoss("ls", ls_d_loss, ls_g_loss, "raw", 0.5,
+                    "least squares (Mao et al. 2017): a = 0, b = c = 1"),
+)}

@@ -16,39 +16,47 @@ import plotly.graph_objects as go
 
 from gm.runs.reader import scalar_keys
 
-# (chart id, metric keys, reference-line key) per model family, in display order. Titles live in the
-# language catalogs under [chart] (gm/i18n/*.toml).
-CHARTS: dict[str, list[tuple[str, tuple[str, ...], str | None]]] = {
-    "vae": [
-        ("kl", ("kl",), "kl_target"),
-        ("beta", ("beta",), None),
-        ("controller", ("p_term", "i_term"), None),
-        ("recon", ("recon",), None),
-        ("loss", ("loss",), None),
-    ],
-    "gan": [
-        ("losses", ("d_loss", "g_loss"), None),
-        ("d_outputs", ("d_real", "d_fake"), None),
-        ("w_dist", ("w_dist",), None),
-        ("gp", ("gp",), None),
-        ("rotation", ("d_rot", "g_rot"), None),
-        ("rot_acc", ("rot_acc",), None),
-        ("class", ("d_cls",), None),
-        ("cls_acc", ("cls_acc",), None),
-    ],
-}
+# (chart id, metric keys, reference-line key), in display order. A chart shows when one of its keys
+# is logged, whatever the model; a logged scalar no chart names gets a chart of its own (titled by
+# its key), so a new kind of model has curves without an edit here. Titles live in the language
+# catalogs under [chart] (gm/i18n/*.toml).
+CHARTS: list[tuple[str, tuple[str, ...], str | None]] = [
+    ("kl", ("kl",), "kl_target"),
+    ("beta", ("beta",), None),
+    ("controller", ("p_term", "i_term"), None),
+    ("recon", ("recon",), None),
+    ("loss", ("loss",), None),
+    ("losses", ("d_loss", "g_loss"), None),
+    ("d_outputs", ("d_real", "d_fake"), None),
+    ("d_acc", ("d_acc",), None),
+    ("w_dist", ("w_dist",), None),
+    ("gp", ("gp",), None),
+    ("rotation", ("d_rot", "g_rot"), None),
+    ("rot_acc", ("rot_acc",), None),
+    ("class", ("d_cls", "g_cls"), None),
+    ("cls_acc", ("cls_acc", "fake_cls_acc"), None),
+    ("noise_sigma", ("noise_sigma",), None),
+]
+NOT_CHARTED = frozenset({"step", "epoch", "time"} | {ref for _, _, ref in CHARTS if ref})
 
 AXIS_TITLES = {"step": "step", "time": "wall time (s)", "epoch": "epoch"}
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def charts_for(family: str, records: Sequence[dict[str, Any]], lang: str = "en"
+def charts_for(records: Sequence[dict[str, Any]], lang: str = "en"
                ) -> list[tuple[str, tuple[str, ...], str | None]]:
-    """The charts that apply to a run, (title, keys, reference): those with one of their keys logged."""
+    """The charts that apply to a run, (title, keys, reference): those with one of their keys logged,
+    then one chart per logged scalar that no chart names."""
     from gm.i18n import t
-    present = set().union(*(r.keys() for r in records[-50:])) if records else set()
-    return [(t(f"chart.{chart}", lang), tuple(k for k in keys if k in present), ref)
-            for chart, keys, ref in CHARTS.get(family, []) if any(k in present for k in keys)]
+    recent = records[-50:]
+    present = set().union(*(r.keys() for r in recent)) if recent else set()
+    out = [(t(f"chart.{chart}", lang), tuple(k for k in keys if k in present), ref)
+           for chart, keys, ref in CHARTS if any(k in present for k in keys)]
+    named = {k for _, keys, _ in CHARTS for k in keys} | NOT_CHARTED
+    scalars = [k for k in dict.fromkeys(k for r in recent for k in r)
+               if k not in named and any(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                                         for r in recent)]
+    return out + [(k, (k,), None) for k in scalars]
 
 
 def ema(values: Sequence[float], weight: float) -> np.ndarray:

@@ -1,6 +1,7 @@
 """What users look at in a trained VAE: prior samples, reconstructions, latent traversals, sliders.
 
-Every function takes a VAE-family trainer or a bare :class:`gm.models.vae.VAE`, runs in eval mode
+Every function takes a VAE model object (``gm.load_model`` of a VAE-family run), a trainer of one, or a
+bare :class:`gm.models.vae.VAE`, runs in eval mode
 without gradients, and returns float images in [0, 1] (N x C x H x W) or, for the ``*_grid``
 variants, a uint8 numpy grid from :func:`gm.images.make_grid` ready for ``st.image`` or a PNG.
 No Streamlit here: the app's pages call these.
@@ -21,11 +22,11 @@ from gm.models.vae import VAE
 
 
 def vae_of(model: object) -> VAE:
-    """The VAE module of a trainer (``.vae``), or the module itself."""
-    vae = getattr(model, "vae", model)
+    """The VAE network of a model object or trainer (``.vae``), or the network itself."""
+    vae = model if isinstance(model, VAE) else getattr(model, "vae", None)
     if not isinstance(vae, VAE):
         raise GMError(f"Expected a VAE-family model, got {type(model).__name__}; the VAE views work "
-                      f"with vae, betavae and controlvae runs.")
+                      f"with models that encode (vae, betavae, controlvae): not available for this model.")
     return vae
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+import gm
 from gm import i18n
 from gm.errors import GMError
 from gm.images import to_png_bytes
@@ -286,13 +287,19 @@ def user_errors():
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _inference(path: str, checkpoint: str, device: str):
-    from gm.runs.loop import load_for_inference
-    trainer, _ = load_for_inference(path, device, checkpoint_path=Path(path) / "checkpoints" / checkpoint)
-    return trainer
+    return gm.load_model(path, device, checkpoint=Path(path) / "checkpoints" / checkpoint)
 
 
-def inference_trainer(run: RunFolder):
-    """The run's latest checkpoint loaded on the CPU for sampling (cached per checkpoint)."""
+def capabilities(cfg: dict[str, Any]) -> frozenset[str]:
+    """What the run's model declares it can do ("samples", "conditional", "encodes", "translates");
+    empty for a model this gm does not know, so every view says "not available" instead of failing."""
+    from gm.registry import MODELS
+    spec = MODELS.get(str(cfg.get("model")))
+    return spec.capabilities if spec is not None else frozenset()
+
+
+def inference_model(run: RunFolder):
+    """The run's model with its latest checkpoint, on the CPU (cached per checkpoint)."""
     from gm.runs.checkpoint import latest_checkpoint
     found = latest_checkpoint(run.checkpoints_dir)
     if found is None:

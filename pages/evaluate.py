@@ -13,8 +13,11 @@ if run is None:
     st.stop()
 
 cfg = run.read_config()
-dataset, family = cfg.get("dataset"), cfg.get("family")
+dataset = cfg.get("dataset")
 st.caption(f"{run.name} · {cfg.get('model')} · {dataset}")
+if "samples" not in ui.capabilities(cfg):
+    st.info(t("evaluate.not_available", model=cfg.get("model")))
+    st.stop()
 
 
 def inception_ready() -> tuple[bool, str]:
@@ -133,9 +136,9 @@ if dataset == "mnist":
         from gm.images import make_grid
         from gm.metrics.cam import class_activation_maps, overlay
         from gm.metrics.classifiers import load_classifier
-        trainer = ui.inference_trainer(run)
+        model = ui.inference_model(run)
         seed = int(st.number_input(t("explore.seed"), 0, 10_000, 0, key="ev.cam.seed"))
-        images = trainer.sample(10, seed=seed)
+        images = model.sample(10, seed=seed)
         cam = class_activation_maps(load_classifier("mnist"), images)
         tiles = torch.from_numpy(overlay(images, cam.heatmaps)).permute(0, 3, 1, 2).float() / 255
         ui.show_image(make_grid(tiles, 10), t("evaluate.predicted", digits=" ".join(ui.n(int(p)) for p in cam.predicted)),

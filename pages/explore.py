@@ -29,13 +29,16 @@ if latest_checkpoint(run.checkpoints_dir) is None and ui.is_active(run):
     st.stop()
 
 try:
-    trainer = ui.inference_trainer(run)
     cfg = run.read_config()
+    can = ui.capabilities(cfg)
+    if not can & {"encodes", "samples"}:
+        st.info(t("explore.not_available", model=cfg.get("model")))
+        st.stop()
+    model = ui.inference_model(run)
 except Exception as exc:  # GMError: no checkpoint yet / damaged run
     st.error(str(exc))
     st.stop()
 
-family = cfg.get("family", "vae")
 st.caption(t("explore.caption", name=run.name, model=cfg.get("model")))
 
 
@@ -51,14 +54,14 @@ def explore_vae() -> None:
         data = dataset(cfg["dataset"], cfg.get("data_dir"))
     kl_dims = next((r["kl_dims"] for r in reversed(run.read_metrics()) if isinstance(r.get("kl_dims"), list)),
                    None)
-    d = trainer.vae.latent_dim
+    d = model.latent_dim
     order = vv.dims_by_kl(kl_dims) if kl_dims else list(range(d))
 
     st.subheader(t("explore.encode_heading"))
     c1, c2 = st.columns([1, 3])
     index = int(c1.number_input(t("explore.image_index"), 0, len(data) - 1, 0, key=f"exp.idx.{run.name}"))
     image = data.take(torch.tensor([index]))
-    mu, _ = vv.encode(trainer, image)
+    mu, _ = vv.encode(model, image)
 
     @st.fragment
     def sliders() -> None:
@@ -74,32 +77,32 @@ def explore_vae() -> None:
         with right:
             original = make_grid(image.float() / data.max_value, 1, padding=0)
             ui.show_image(original, t("explore.original"), scale=4)
-            st.image(vv.decode_png(trainer, code, scale=4), caption=t("explore.decoded"), output_format="PNG")
+            st.image(vv.decode_png(model, code, scale=4), caption=t("explore.decoded"), output_format="PNG")
 
     with c2:
         sliders()
 
     st.subheader(t("explore.traversal_heading"))
     span = st.slider(t("explore.span"), 1.0, 4.0, 2.5, 0.5, key="exp.span")
-    trav = vv.traversal(trainer, mu[0], kl_dims=kl_dims, span=span, steps=9)
+    trav = vv.traversal(model, mu[0], kl_dims=kl_dims, span=span, steps=9)
     ui.show_image(trav.grid(), t("explore.traversal_caption"), scale=2)
 
     st.subheader(t("explore.interp_images"))
     c1, c2 = st.columns(2)
     a = int(c1.number_input(t("explore.from_image"), 0, len(data) - 1, 0, key="exp.ia"))
     b = int(c2.number_input(t("explore.to_image"), 0, len(data) - 1, len(data) // 2, key="exp.ib"))
-    za, _ = vv.encode(trainer, data.take(torch.tensor([a])))
-    zb, _ = vv.encode(trainer, data.take(torch.tensor([b])))
-    ui.show_image(vv.interpolation_grid(trainer, za[0], zb[0], steps=10), scale=2)
+    za, _ = vv.encode(model, data.take(torch.tensor([a])))
+    zb, _ = vv.encode(model, data.take(torch.tensor([b])))
+    ui.show_image(vv.interpolation_grid(model, za[0], zb[0], steps=10), scale=2)
 
 
 def explore_gan() -> None:
-    conditional = getattr(trainer, "uses_labels", False)
+    conditional = "conditional" in can
     c1, c2 = st.columns(2)
     seed = int(c1.number_input(t("explore.seed"), 0, 2**31 - 1, 0, key=f"exp.seed.{run.name}"))
-    label = int(c2.selectbox(t("explore.class"), list(range(trainer.num_classes or 10)), key="exp.cls")) if conditional else None
-    dirs, sv = gan_views.principal_directions(trainer, k=5)
-    z = gan_views.seed_latent(trainer, seed)
+    label = int(c2.selectbox(t("explore.class"), list(range(model.num_classes)), key="exp.cls")) if conditional else None
+    dirs, sv = gan_views.principal_directions(model, k=5)
+    z = gan_views.seed_latent(model, seed)
 
     @st.fragment
     def sliders() -> None:
@@ -112,21 +115,21 @@ def explore_gan() -> None:
                               key=f"exp.dir.{run.name}.{seed}.{i}")
                 code = code + a * dirs[i]
         with right:
-            ui.show_image(make_grid(gan_views.generate(trainer, code, label), 1, padding=0),
+            ui.show_image(make_grid(gan_views.generate(model, code, label), 1, padding=0),
                           t("explore.generated"), scale=6)
 
     sliders()
     st.subheader(t("explore.sweeps"))
-    ui.show_image(gan_views.direction_grid(trainer, seed, k=5, label=label), scale=2)
+    ui.show_image(gan_views.direction_grid(model, seed, k=5, label=label), scale=2)
     st.subheader(t("explore.interp_seeds"))
     c1, c2 = st.columns(2)
     s0 = int(c1.number_input(t("explore.from_seed"), 0, 2**31 - 1, seed, key="exp.s0"))
     s1 = int(c2.number_input(t("explore.to_seed"), 0, 2**31 - 1, seed + 1, key="exp.s1"))
-    ui.show_image(gan_views.interpolation_grid(trainer, s0, s1, steps=10, label=label), scale=2)
+    ui.show_image(gan_views.interpolation_grid(model, s0, s1, steps=10, label=label), scale=2)
 
 
 with ui.user_errors():
-    if family == "vae":
+    if "encodes" in can:
         explore_vae()
     else:
         explore_gan()

@@ -15,7 +15,6 @@ if run is None:
 
 with ui.user_errors():
     cfg = run.read_config()
-family = cfg.get("family", "vae")
 st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}")
 
 c1, c2, c3 = st.columns([3, 2, 1])
@@ -55,7 +54,7 @@ def live() -> None:
     # Widgets of a fragment must live inside it (a rerun of the fragment cannot reach outside).
     csv.download_button("CSV", plots.records_to_csv(records), file_name=f"{run.name}-metrics.csv",
                         mime="text/csv", key="mon.csv")
-    charts = plots.charts_for(family, records, ui.lang())
+    charts = plots.charts_for(records, ui.lang())
     cols = st.columns(2)
     for i, (title, keys, ref) in enumerate(charts):
         fig = plots.line_figure(records, keys, title=title, smoothing=smoothing, log_y=log_y, x_axis=x_axis,

@@ -79,7 +79,7 @@ def _signature(runs: dict) -> tuple:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _blocks(step: str, lang: str, signature: tuple, _runs: dict) -> list:
-    ctx = wt.Context(lang, _runs, ui.inference_trainer, _dataset, cache=_coverage_cache())
+    ctx = wt.Context(lang, _runs, ui.inference_model, _dataset, cache=_coverage_cache())
     return wt.build(step, ctx)
 
 

@@ -12,11 +12,11 @@ from torch.nn.utils import parametrize
 
 from gm import losses
 from gm.config import to_dict, with_overrides
-from gm.data.base import ImageDataset
+from gm.data.base import Batch, ImageDataset
 from gm.errors import GMError
 from gm.models.ssgan import rotate, rotate_quarters
 from gm.registry import MODELS, get_spec
-from gm.trainers.gan import annealed_sigma
+from gm.trainers.adversarial import annealed_sigma
 
 GANS = ("gan", "dcgan", "wgan", "wgan-gp", "ssgan", "acgan")
 CPU = torch.device("cpu")
@@ -32,20 +32,20 @@ def make_trainer(model: str, **overrides):
     spec = get_spec(model)
     values = {"width": 0.125, "batch_size": 8, **overrides}
     config = with_overrides(spec.config_cls(), values, model=model)
-    return spec.trainer_cls(config, fake_mnist(), CPU)
+    return spec.new_trainer(config, fake_mnist(), CPU)
 
 
-def batch(trainer, seed: int = 1):
+def batch(trainer, seed: int = 1) -> Batch:
     k, b = trainer.batches_per_step(), trainer.config.batch_size
     ds = fake_mnist(b * k, seed)
-    return ds.images, ds.labels
+    return Batch({"mnist": ds.images}, {"mnist": ds.labels})
 
 
 # ---- registry and configs ---------------------------------------------------------------------
 def test_registry_entries():
     for name in GANS:
         spec = get_spec(name)
-        assert (spec.dataset, spec.family) == ("mnist", "gan")
+        assert (spec.dataset, spec.group) == ("mnist", "gan")
         assert spec.cpu_note and "width" in spec.cpu_note
         cfg = spec.config_cls()
         assert "width" in to_dict(cfg)
@@ -59,7 +59,7 @@ def test_config_errors_are_one_sentence():
     with pytest.raises(GMError, match="arch"):
         with_overrides(get_spec("wgan").config_cls(), {"arch": "mlp"})
     with pytest.raises(GMError, match="loss"):
-        with_overrides(get_spec("ssgan").config_cls(), {"loss": "wasserstein"})
+        with_overrides(get_spec("ssgan").config_cls(), {"loss": "mse"})
 
 
 # ---- networks ----------------------------------------------------------------------------------
@@ -71,10 +71,10 @@ def test_generator_and_discriminator_shapes(model, overrides, size):
     t = make_trainer(model, **overrides)
     z = torch.randn(5, t.config.latent_dim)
     labels = torch.tensor([0, 1, 2, 3, 9])
-    x = t.generate(z, labels) if model == "acgan" else t.generator(z)
+    x = t.model.generate(z, labels) if model == "acgan" else t.model.generator(z)
     assert x.shape == (5, 1, size, size)
     assert x.min() >= -1 and x.max() <= 1                    # tanh output, like to_signed data
-    out = t.discriminator(x)
+    out = t.model.discriminator(x)
     if model == "ssgan":
         adv, rot = out
         assert adv.shape == (5,) and rot.shape == (5, 4)
@@ -96,37 +96,37 @@ def _shapes(module: nn.Module) -> set[tuple[int, ...]]:
 
 def test_width_one_gives_the_papers_sizes():
     t = make_trainer("gan", width=1.0)
-    assert (3136, 512) in _shapes(t.generator)                # Table 2: Linear 512 -> 3136
-    assert (32, 16, 3, 3) in _shapes(t.generator)             # conv 16 -> 32 after PixelShuffle
-    assert (1, 8, 3, 3) in _shapes(t.generator)               # conv 8 -> 1 after PixelShuffle
-    assert (512, 3136) in _shapes(t.discriminator)            # Table 3: Linear 3136 -> 512
+    assert (3136, 512) in _shapes(t.model.generator)                # Table 2: Linear 512 -> 3136
+    assert (32, 16, 3, 3) in _shapes(t.model.generator)             # conv 16 -> 32 after PixelShuffle
+    assert (1, 8, 3, 3) in _shapes(t.model.generator)               # conv 8 -> 1 after PixelShuffle
+    assert (512, 3136) in _shapes(t.model.discriminator)            # Table 3: Linear 3136 -> 512
     d = make_trainer("dcgan", width=1.0)
-    assert (7 * 7 * 256, 100) in _shapes(d.generator)         # Dense 100 -> 7*7*256, no bias
-    assert {(256, 128, 5, 5), (128, 64, 5, 5), (64, 1, 5, 5)} <= _shapes(d.generator)
-    assert {(64, 1, 5, 5), (128, 64, 5, 5), (1, 6272)} <= _shapes(d.discriminator)
+    assert (7 * 7 * 256, 100) in _shapes(d.model.generator)         # Dense 100 -> 7*7*256, no bias
+    assert {(256, 128, 5, 5), (128, 64, 5, 5), (64, 1, 5, 5)} <= _shapes(d.model.generator)
+    assert {(64, 1, 5, 5), (128, 64, 5, 5), (1, 6272)} <= _shapes(d.model.discriminator)
     s = make_trainer("ssgan", width=1.0)
-    assert (256 * 16, 128) in _shapes(s.generator) and (256, 256, 3, 3) in _shapes(s.generator)
-    assert (128, 128, 3, 3) in _shapes(s.discriminator) and (4, 128) in _shapes(s.discriminator)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in make_trainer("wgan-gp").discriminator.modules())
+    assert (256 * 16, 128) in _shapes(s.model.generator) and (256, 256, 3, 3) in _shapes(s.model.generator)
+    assert (128, 128, 3, 3) in _shapes(s.model.discriminator) and (4, 128) in _shapes(s.model.discriminator)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in make_trainer("wgan-gp").model.discriminator.modules())
 
 
 def test_dcgan_init_is_normal_002():
     t = make_trainer("dcgan", width=1.0)
-    w = t.generator.fc[0].weight
+    w = t.model.generator.fc[0].weight
     assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
 
 
 def test_spectral_norm_on_every_ssgan_discriminator_layer():
     t = make_trainer("ssgan", width=0.25)
-    layers = [m for m in t.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = [m for m in t.model.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert len(layers) == 12  # 4 blocks x 2 convs, 2 shortcut convs (down-sampling blocks), 2 heads
     assert all(parametrize.is_parametrized(m, "weight") for m in layers)
-    assert not any(parametrize.is_parametrized(m, "weight") for m in t.generator.modules()
+    assert not any(parametrize.is_parametrized(m, "weight") for m in t.model.generator.modules()
                    if isinstance(m, (nn.Conv2d, nn.Linear)))
     x = torch.randn(4, 1, 32, 32)
     with torch.no_grad():
         for _ in range(30):          # each training-mode forward runs one power iteration
-            t.discriminator(x)
+            t.model.discriminator(x)
     for m in layers:
         sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
         assert sigma == pytest.approx(1.0, abs=0.05)
@@ -213,12 +213,12 @@ def test_instance_noise_anneals_to_zero():
 
 def test_dcgan_tricks_switches():
     plain = make_trainer("dcgan")
-    assert plain.real_target() == 1.0 and plain.noise_sigma() == 0.0
+    assert plain._real_target() == 1.0 and "noise_sigma" not in plain.train_step(batch(plain))
     t = make_trainer("dcgan", label_smoothing=True, instance_noise=0.3, noise_anneal_steps=4)
-    assert t.real_target() == 0.9
+    assert t._real_target() == 0.9
     sigmas = []
     for i in range(3):
-        out = t.train_step(*batch(t, i))
+        out = t.train_step(batch(t, i))
         sigmas.append(out["noise_sigma"])
     assert sigmas == pytest.approx([0.3, 0.225, 0.15])
 
@@ -256,12 +256,12 @@ def test_rotate_quarters_labels_match_images():
 def test_weight_clipping_holds():
     t = make_trainer("wgan", n_critic=3)
     c = t.config.clip
-    assert all(p.abs().max() <= c for p in t.discriminator.parameters())   # clipped from the start
+    assert all(p.abs().max() <= c for p in t.model.discriminator.parameters())   # clipped from the start
     for i in range(2):
-        t.train_step(*batch(t, i))
-        assert all(p.abs().max() <= c for p in t.discriminator.parameters())
-    assert any((p.abs() == c).any() for p in t.discriminator.parameters())  # clipping was active
-    assert any(p.abs().max() > c for p in t.generator.parameters())          # G is not clipped
+        t.train_step(batch(t, i))
+        assert all(p.abs().max() <= c for p in t.model.discriminator.parameters())
+    assert any((p.abs() == c).any() for p in t.model.discriminator.parameters())  # clipping was active
+    assert any(p.abs().max() > c for p in t.model.generator.parameters())          # G is not clipped
 
 
 def test_wgan_critic_boost_schedule():
@@ -278,7 +278,7 @@ def test_critic_step_count_uses_every_batch():
     t = make_trainer("wgan-gp", n_critic=3)
     before = t.opt_d.state_dict()["state"]
     assert before == {}
-    t.train_step(*batch(t))
+    t.train_step(batch(t))
     assert int(t.opt_d.state_dict()["state"][0]["step"]) == 3
     assert int(t.opt_g.state_dict()["state"][0]["step"]) == 1
     assert t.step == 1
@@ -290,10 +290,10 @@ def test_acgan_grid_rows_are_the_asked_classes():
     assert ncol == 10 and images.shape == (100, 1, 28, 28)
     gen = torch.Generator().manual_seed(t.config.seed + 12345)
     z = torch.randn((10, t.config.latent_dim), generator=gen)
-    t.generator.eval()
+    t.model.generator.eval()
     with torch.no_grad():
         for r in range(10):
-            expected = (t.generator(z, torch.full((10,), r)) + 1) / 2
+            expected = (t.model.generator(z, torch.full((10,), r)) + 1) / 2
             assert torch.allclose(images[r * 10:(r + 1) * 10], expected, atol=1e-6)
     assert not torch.allclose(images[:10], images[10:20])
     labelled = t.sample(3, seed=0, labels=torch.tensor([7, 7, 7]))
@@ -304,7 +304,7 @@ def test_acgan_grid_rows_are_the_asked_classes():
 
 def test_step_metrics_are_detached_scalars():
     t = make_trainer("ssgan")
-    out = t.train_step(*batch(t))
+    out = t.train_step(batch(t))
     assert {"d_loss", "g_loss", "d_real", "d_fake", "d_rot", "g_rot", "rot_acc"} <= set(out)
     for v in out.values():
         assert isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad

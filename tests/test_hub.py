@@ -13,12 +13,12 @@ import huggingface_hub
 import pytest
 import torch
 
-from gm import hub
+from gm import hub, load_model
 from gm.cli import main
 from gm.config import with_overrides
 from gm.errors import GMError
 from gm.registry import get_spec
-from gm.runs.loop import load_for_inference, new_session, train
+from gm.runs.loop import new_session, train
 
 TINY = {"width": "0.25", "batch_size": "8", "log_every": "2", "sample_every": "5", "kl_dims_every": "4"}
 TOKEN = "hf_not_a_real_token_123"
@@ -95,8 +95,8 @@ def test_round_trip(trained, fake_hub, tmp_path):
             assert not f.is_file() or TOKEN.encode() not in f.read_bytes()
     state = json.loads((path / "state.json").read_text())
     assert state["status"] == "finished" and state["step"] == 6
-    original, _ = load_for_inference(trained, "cpu")
-    pulled, _ = load_for_inference(path, "cpu")
+    original = load_model(trained, "cpu")
+    pulled = load_model(path, "cpu")
     assert torch.equal(original.sample(4, seed=1), pulled.sample(4, seed=1))
     assert [p.name for p in (path / "samples").iterdir()] == ["step-6.png"]
     from gm.runs.loop import plan_resume

@@ -173,11 +173,11 @@ def test_nan_marks_the_run_diverged_and_it_resumes_with_other_settings(
         manager, runs_dir, tiny_data, monkeypatch):
     real_step = VAETrainer.train_step
 
-    def poisoned(self, images, labels):
+    def poisoned(self, batch):
         if self.step == 22:  # step 23 blows up: a weight becomes NaN, as in a real divergence
             with torch.no_grad():
                 next(self.vae.parameters()).fill_(float("nan"))
-        return real_step(self, images, labels)
+        return real_step(self, batch)
 
     monkeypatch.setattr(VAETrainer, "train_step", poisoned)
     job = _start(manager, runs_dir, tiny_data, "nan", steps=40, checkpoint_every=10)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gm.cli import main
+from gm.models.base import ClassConditional, SamplesFromNoise
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EVAL_KEYS = {"step", "metric", "value", "n", "features", "stats_key", "time", "seed"}
@@ -132,10 +133,10 @@ class _PoolFeatures:
         return torch.nn.functional.avg_pool2d(images.float().mean(1, keepdim=True), 7).flatten(1).double().numpy()
 
 
-class _PerfectConditional:
+class _PerfectConditional(SamplesFromNoise, ClassConditional):
     """A stand-in class-conditional generator: real test digits of the requested classes."""
 
-    uses_labels, num_classes, family, image_shape = True, 10, "gan", (1, 28, 28)
+    num_classes, image_shape = 10, (1, 28, 28)
 
     def __init__(self, digits) -> None:
         self.by_class = {c: digits.images[digits.labels == c].float() / 255 for c in range(10)}

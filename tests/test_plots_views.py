@@ -36,7 +36,7 @@ def test_downsample_keeps_ends_and_bounds_points():
 
 def test_charts_follow_logged_keys():
     records = [{"step": 1, "kl": 3.0, "beta": 1.0, "kl_target": 8.0, "loss": 5.0, "recon": 2.0}]
-    titles = [t for t, _, _ in plots.charts_for("vae", records)]
+    titles = [t for t, _, _ in plots.charts_for(records)]
     assert "Controller terms" not in titles and titles[0].startswith("KL")
     fig = plots.line_figure(records * 3, ["kl"], reference="kl_target")
     assert any(t.name == "set point" for t in fig.data)
@@ -49,7 +49,7 @@ def _gan():
     from gm.registry import get_spec
     spec = get_spec("gan")
     data = ImageDataset("mnist", torch.zeros((1, 1, 28, 28), dtype=torch.uint8), 255, num_classes=10)
-    return spec.trainer_cls(spec.config_cls(), data, torch.device("cpu"))
+    return spec.new_trainer(spec.config_cls(), data, torch.device("cpu")).model
 
 
 def test_gan_views_directions_slerp_and_grids():

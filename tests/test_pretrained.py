@@ -10,9 +10,10 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
+from gm import load_model
 from gm.pretrained import ENTRIES
 from gm.registry import model_names
-from gm.runs.loop import load_for_inference
+from gm.runs.folder import RunFolder
 from tests.conftest import REPO
 
 SHIPPED = REPO / "checkpoints" / "pretrained"
@@ -24,7 +25,7 @@ def test_pretrained_loads_and_samples(name):
     if not (folder / "config.json").is_file():
         pytest.skip(f"no shipped pretrained weights for {name} ({folder} absent; "
                     f"`python -m gm.pretrained build --models {name}` makes them)")
-    trainer, run = load_for_inference(folder, "cpu")
+    trainer, run = load_model(folder, "cpu"), RunFolder(folder)
     entry = ENTRIES[name]
     cfg = run.read_config()
     assert cfg["model"] == entry.model and run.read_state()["status"] == "finished"

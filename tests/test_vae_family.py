@@ -11,6 +11,7 @@ import torch
 from gm import vae_views
 from gm.cli import main
 from gm.config import from_dict, to_dict
+from gm.data.base import Batch
 from gm.data.dsprites import load_dsprites
 from gm.registry import get_spec
 from gm.runs import loop
@@ -36,14 +37,14 @@ def _config(model: str, **values):
 
 def _trainer(model: str, dataset, **values):
     config = _config(model, **values)
-    return get_spec(model).trainer_cls(config, dataset, torch.device("cpu"))
+    return get_spec(model).new_trainer(config, dataset, torch.device("cpu"))
 
 
 def _step(trainer, dataset, n: int = 1) -> list[dict]:
     out = []
     for i in range(n):
         batch = dataset.images[i * 16:(i + 1) * 16]
-        out.append(trainer.train_step(batch, None))
+        out.append(trainer.train_step(Batch({"dsprites": batch})))
     return out
 
 
@@ -83,7 +84,7 @@ def _no_checkpoint_wall_clock(**values):
 
 
 def test_resume_continues_the_same_beta_trajectory(tmp_path, monkeypatch, small_dsprites):
-    monkeypatch.setattr(loop, "load_dataset", lambda name, data_dir=None: small_dsprites)
+    monkeypatch.setattr("gm.runs.session.load_dataset", lambda name, data_dir=None: small_dsprites)
     config = _no_checkpoint_wall_clock()
     n, m = 5, 4
 

@@ -15,10 +15,9 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from gm import export, i18n
+from gm import export, i18n, load_model
 from gm import walkthrough as wt
 from gm.data import load_dataset
-from gm.runs.loop import load_for_inference
 from tests.conftest import REPO
 
 SHIPPED = REPO / "checkpoints" / "pretrained"
@@ -57,7 +56,7 @@ def shipped(tmp_path, monkeypatch, mnist_dir):
 
 @functools.cache
 def _trainer(path: str):
-    return load_for_inference(path, "cpu")[0]
+    return load_model(path, "cpu")
 
 
 _COVERAGE: dict = {}   # mode-coverage histograms, shared by every context of this module

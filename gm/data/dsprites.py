@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from gm.data.base import ImageDataset
+from gm.data.registry import DatasetSpec, register_dataset
 from gm.errors import GMError
 
 SHAPES = ("square", "ellipse", "heart")
@@ -185,3 +186,14 @@ def load_dsprites(data_dir: str | os.PathLike | None = None, *, full: bool = Fal
     classes = factor_grid(0)
     images = torch.from_numpy(render_classes(classes)).unsqueeze(1)
     return _make(images, classes, source="rendered")
+
+
+register_dataset(DatasetSpec(
+    name="dsprites",
+    description="sprites rendered from shape, scale, orientation and position; 18,432 (orientation 0) by default",
+    image_shape=(1, CANVAS, CANVAS), max_value=1, value_range="binary: 0 or 1",
+    classes=SHAPES, class_factor="shape", factors=FACTOR_NAMES, factor_sizes=FACTOR_SIZES,
+    domain_splits={"shape": SHAPES, "scale": ("small", "large")},
+    evaluator="dsprites_classifier", coverage="shape",
+    loader="gm.data.dsprites:load_dsprites", splits=("train",),
+))

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from gm.data.base import ImageDataset
+from gm.data.registry import DatasetSpec, register_dataset
 from gm.errors import GMError
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -41,3 +42,13 @@ def _missing(root: Path) -> str:
     return (f"MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded; put the four raw "
             f"files ({', '.join(RAW_FILES)}) there, or pass --data-dir / set GM_DATA_DIR to a folder that "
             f"holds MNIST/raw.")
+
+
+register_dataset(DatasetSpec(
+    name="mnist",
+    description="handwritten digits (torchvision MNIST)",
+    image_shape=(1, 28, 28), max_value=255, value_range="grey levels 0-255",
+    classes=tuple(str(d) for d in range(10)), class_factor="digit",
+    evaluator="mnist_classifier", coverage="class",
+    loader="gm.data.mnist:load_mnist", splits=("train", "test"),
+))

@@ -26,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gm.data.registry import SpecView
 from gm.errors import GMError
 from gm.metrics.features import file_sha256
 
-CLASSIFIER_FOR = {"mnist": "mnist_classifier", "dsprites": "dsprites_classifier"}
+# dataset -> evaluator name, read live from each dataset's spec (DatasetSpec.evaluator).
+CLASSIFIER_FOR = SpecView(lambda spec: spec.evaluator)
 DSPRITES_HEADS = (("shape", 3), ("scale", 6), ("posX", 32), ("posY", 32))
 
 

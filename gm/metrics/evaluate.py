@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gm.data.registry import SpecView
 from gm.errors import GMError
 from gm.metrics.features import (
     Extractor,
@@ -38,6 +39,7 @@ from gm.metrics.features import (
 from gm.metrics.frechet import frechet_distance, mean_and_cov
 from gm.metrics.sources import Source, open_source, real_images, sample_batches
 from gm.metrics.stats import cached_or_none, key_id, load_cached, make_key, real_stats, save_cached
+from gm.models.base import ClassConditional, Encodes, SamplesFromNoise
 
 FEATURES = ("inception", "classifier")
 DEFAULT_N = 5000
@@ -87,22 +89,31 @@ def _content_id(mu: np.ndarray, sigma: np.ndarray) -> str:
 
 @dataclass
 class _Run:
-    trainer: Any
+    model: Any
     run: Any
     step: int
 
 
 def _open_run(path: Path, device: torch.device) -> _Run:
+    from gm.models.loading import load_model
     from gm.runs.checkpoint import latest_checkpoint
     from gm.runs.folder import RunFolder
-    from gm.runs.loop import load_for_inference
 
     run = RunFolder.open(path)
     found = latest_checkpoint(run.checkpoints_dir)
     if found is None:
         raise GMError(f"Run '{run.name}' has no checkpoint yet; train it first.")
-    trainer, run = load_for_inference(path, str(device), checkpoint_path=found[1])
-    return _Run(trainer, run, found[0])
+    model = load_model(run, str(device), checkpoint=found[1])
+    if not isinstance(model, SamplesFromNoise):
+        raise GMError(f"Run '{run.name}' is a {run.read_config().get('model')} model, which does not sample "
+                      f"from noise: FID and sample metrics are not available for it.")
+    return _Run(model, run, found[0])
+
+
+def _has_factors(dataset: str) -> bool:
+    """Whether the dataset declares ground-truth factors (what MIG measures against)."""
+    from gm.data.registry import get_dataset_spec
+    return bool(get_dataset_spec(dataset).factors)
 
 
 def _dataset_of(sources: list[Source | None], dataset: str | None) -> str | None:
@@ -125,7 +136,7 @@ def _n_images(src: Source, n: int) -> int:
 
 def _image_shape(src: Source, run: _Run | None) -> tuple[int, int, int] | None:
     if run is not None:
-        return tuple(run.trainer.image_shape)
+        return tuple(run.model.image_shape)
     if src.images is not None:
         return src.images.image_shape
     return None
@@ -147,7 +158,7 @@ def _source_stats(src: Source, run: _Run | None, extractor: Extractor | None, n:
     assert extractor is not None
     if run is not None:
         # Samples are drawn chunk by chunk as the extractor asks for them: never all n images at once.
-        batches = _rebatch(sample_batches(run.trainer, n, seed), extractor.batch_size)
+        batches = _rebatch(sample_batches(run.model, n, seed), extractor.batch_size)
     else:
         assert src.images is not None
         batches = src.images.batches(extractor.batch_size)
@@ -283,8 +294,9 @@ def estimate(a: str | Path, *, n: int = DEFAULT_N, features: str = "inception", 
 
 
 # ---- every metric -------------------------------------------------------------------------------
-COVERAGE_OF = {"mnist": ("class", ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")),
-               "dsprites": ("shape", ("square", "ellipse", "heart"))}
+# dataset -> (the evaluator prediction whose histogram is mode coverage, its class names), read live
+# from each dataset's spec (DatasetSpec.coverage, DatasetSpec.classes).
+COVERAGE_OF = SpecView(lambda spec: (spec.coverage, spec.classes) if spec.coverage else None)
 
 
 def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, seed: int = 0, real_seed: int = 0,
@@ -313,10 +325,9 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
         raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
     run = _open_run(src.path, dev) if src.kind == "run" else None
     cf = ClassifierFeatures(load_classifier(ds, dev))
-    conditional = run is not None and bool(getattr(run.trainer, "uses_labels", False)) and \
-        int(getattr(run.trainer, "num_classes", 0) or 0) > 0
-    family = getattr(run.trainer, "family", "") if run else ""
-    do_mig = run is not None and ds == "dsprites" and family == "vae"
+    conditional = run is not None and isinstance(run.model, ClassConditional) and run.model.num_classes > 0
+    # MIG needs an encoder and the dataset's ground-truth factors.
+    do_mig = run is not None and isinstance(run.model, Encodes) and _has_factors(ds)
     n_gen = _n_images(src, n)
     real = real_images(ds, n, real_seed, split, data_dir)
     tracker = Tracker(n_gen + n + (n_gen if conditional else 0) + (len(real.images) if do_mig else 0),
@@ -326,7 +337,7 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
     kept: list[torch.Tensor] = []
     feats: list[np.ndarray] = []
     preds: dict[str, list[np.ndarray]] = {}
-    batches = _rebatch(sample_batches(run.trainer, n, seed), cf.batch_size) if run else src.images.batches(cf.batch_size)
+    batches = _rebatch(sample_batches(run.model, n, seed), cf.batch_size) if run else src.images.batches(cf.batch_size)
     for x in batches:
         tracker.check()
         f, p = cf.features_and_predictions(x)
@@ -359,9 +370,9 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
     result.update(precision_recall(real_feats, gen_feats, k=3))
 
     if conditional:
-        labels = torch.arange(n_gen) % int(run.trainer.num_classes)
+        labels = torch.arange(n_gen) % int(run.model.num_classes)
         got = []
-        for x in _rebatch(sample_batches(run.trainer, n_gen, seed, labels=labels), cf.batch_size):
+        for x in _rebatch(sample_batches(run.model, n_gen, seed, labels=labels), cf.batch_size):
             tracker.check()
             got.append(cf.features_and_predictions(x)[1][what])
             tracker.advance(x.shape[0])
@@ -395,9 +406,9 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
 
 def _mig_of_run(run: _Run, real: Any, dev: torch.device, tracker: Tracker) -> dict[str, Any]:
     """MIG of a VAE-family run's encoder means on the real dSprites images (and their factors)."""
-    from gm.metrics.mig import encode, mig, trainer_encoder
+    from gm.metrics.mig import encode, mig, model_encoder
 
-    encoder = trainer_encoder(run.trainer)
+    encoder = model_encoder(run.model)
     if encoder is None:
         tracker.advance(len(real.images))
         return {}

@@ -14,6 +14,7 @@ dimension and the mutual information is computed from counts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,14 +89,12 @@ def encode(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
     return np.concatenate(out)
 
 
-def trainer_encoder(trainer) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """The latent-mean function of a VAE-family trainer (`trainer.encode` or `trainer.vae.encoder`)."""
-    if callable(getattr(trainer, "encode", None)):
-        def encode_mean(x: torch.Tensor) -> torch.Tensor:
-            out = trainer.encode(x)
-            return out[0] if isinstance(out, tuple) else out
-        return encode_mean
-    vae = getattr(trainer, "vae", None)
-    if vae is not None and hasattr(vae, "encoder"):
-        return lambda x: vae.encoder(x)[0]
-    return None
+def model_encoder(model: Any) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The latent-mean function of a model that encodes (gm.models.base.Encodes), else None."""
+    from gm.models.base import Encodes
+    if not isinstance(model, Encodes):
+        return None
+
+    def encode_mean(x: torch.Tensor) -> torch.Tensor:
+        return model.encode(x)[0]
+    return encode_mean

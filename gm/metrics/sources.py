@@ -152,8 +152,7 @@ def _load_memo(dataset: str, split: str, data_dir: str | None, load_dataset) -> 
     key = (dataset, split, str(Path(data_dir).resolve() if data_dir else default_data_dir()))
     with _datasets_lock:
         if key not in _datasets:
-            kwargs = {"train": split == "train"} if dataset == "mnist" else {}
-            _datasets[key] = load_dataset(dataset, data_dir, **kwargs)
+            _datasets[key] = load_dataset(dataset, data_dir, train=split == "train")
         return _datasets[key]
 
 
@@ -169,12 +168,13 @@ class RealImages:
 def real_images(dataset: str, n: int, seed: int = 0, split: str = "train",
                 data_dir: str | None = None) -> RealImages:
     """A seeded random subset of n images of a dataset split: the same for every model compared."""
-    from gm.data import load_dataset
+    from gm.data import get_dataset_spec, load_dataset
 
     if split not in ("train", "test"):
         raise GMError(f"Unknown split '{split}'; use train or test.")
-    if dataset == "dsprites" and split != "train":
-        raise GMError("dSprites has one split (train); drop --split.")
+    splits = get_dataset_spec(dataset).splits
+    if split not in splits:
+        raise GMError(f"The {dataset} dataset has no {split} split; use --split {' or '.join(splits)}.")
     ds = _load_memo(dataset, split, data_dir, load_dataset)
     if n < 2:
         raise GMError(f"--n must be at least 2; got {n}.")

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from gm.data.registry import DATASETS, dataset_names, get_dataset_spec
 from gm.errors import GMError
 from gm.metrics.classifiers import (
     DSPRITES_HEADS,
@@ -157,31 +158,51 @@ def train_dsprites(epochs: int = 8, batch_size: int = 64, lr: float = 2e-3, seed
     return model, info
 
 
+# How each dataset's evaluator is trained (its checkpoint name comes from the dataset's spec).
+RECIPES = {"mnist": lambda data_dir, **kw: train_mnist(data_dir, **kw),
+           "dsprites": lambda data_dir, **kw: train_dsprites(**kw)}
+
+
+def trainable() -> tuple[str, ...]:
+    """Registered datasets that have an evaluator and a recipe to train it."""
+    return tuple(n for n in dataset_names() if DATASETS[n].evaluator and n in RECIPES)
+
+
+def _which(name: str) -> str:
+    """argparse type: a dataset whose evaluator this module can train (a one-sentence error if not)."""
+    get_dataset_spec(name)
+    if name not in trainable():
+        raise GMError(f"There is no evaluator recipe for dataset '{name}'; use one of {', '.join(trainable())}.")
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gm.metrics.train_evaluators",
                                 description="Re-train the evaluator classifiers shipped in checkpoints/evaluators/.")
-    p.add_argument("which", nargs="*", choices=["mnist", "dsprites"], default=[])
+    # A type, not choices: argparse checks choices against the empty default and refused no arguments.
+    p.add_argument("which", nargs="*", type=_which, default=[], metavar="DATASET",
+                   help=f"datasets whose evaluator to train (default all: {', '.join(trainable())})")
     p.add_argument("--data-dir", help="MNIST folder (default $GM_DATA_DIR or ~/.cache/gm/data)")
     p.add_argument("--out", help="output folder (default checkpoints/evaluators)")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: reproducible, polite)")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except GMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out) if args.out else evaluators_dir()
     command = "python -m gm.metrics.train_evaluators " + " ".join(argv if argv is not None else sys.argv[1:])
     env = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads}
     try:
-        for which in args.which or ["mnist", "dsprites"]:
+        for which in args.which or trainable():
             kwargs = {"seed": args.seed}
             if args.epochs:
                 kwargs["epochs"] = args.epochs
-            if which == "mnist":
-                model, info = train_mnist(args.data_dir, **kwargs)
-                name = "mnist_classifier"
-            else:
-                model, info = train_dsprites(**kwargs)
-                name = "dsprites_classifier"
+            model, info = RECIPES[which](args.data_dir, **kwargs)
+            name = DATASETS[which].evaluator
             path = save_classifier(model, name, {**info, "command": command.strip(), "env": env}, out)
             print(f"{which}: accuracy {info['accuracy']} -> {path}")
     except GMError as exc:

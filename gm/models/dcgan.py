@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gm.models.init import channels, normal_init
+from gm.models.init import SeededDropout, channels, normal_init
 
 KERAS_LEAK = 0.3  # tf.keras.layers.LeakyReLU() default slope, which the tutorial uses
 
@@ -49,8 +49,8 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         c64, c128 = channels(64, width), channels(128, width)
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, c64, 5, 2, 2), nn.LeakyReLU(KERAS_LEAK, True), nn.Dropout(dropout),     # 28 -> 14
-            nn.Conv2d(c64, c128, 5, 2, 2), nn.LeakyReLU(KERAS_LEAK, True), nn.Dropout(dropout),  # 14 -> 7
+            nn.Conv2d(1, c64, 5, 2, 2), nn.LeakyReLU(KERAS_LEAK, True), SeededDropout(dropout),     # 28 -> 14
+            nn.Conv2d(c64, c128, 5, 2, 2), nn.LeakyReLU(KERAS_LEAK, True), SeededDropout(dropout),  # 14 -> 7
             nn.Flatten(),
         )
         self.feature_dim = c128 * 7 * 7

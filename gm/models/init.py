@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -23,3 +24,29 @@ def normal_init(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+
+
+class SeededDropout(nn.Dropout):
+    """nn.Dropout whose masks come from a trainer's own ``torch.Generator`` (``self.generator``).
+
+    Plain dropout draws from torch's global RNG, which every thread of the process shares: two
+    training jobs in one app would disturb each other's masks and no resume could be exact. The
+    trainer hands its noise generator to every SeededDropout of its model (``bind_generator``);
+    unbound (a model someone built by hand) it behaves exactly like nn.Dropout. No weights, so
+    checkpoints are unchanged.
+    """
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or self.generator is None:
+            return super().forward(x)
+        keep = torch.rand(x.shape, device=x.device, generator=self.generator) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+def bind_generator(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Give every SeededDropout inside `module` the generator its masks come from."""
+    for m in module.modules():
+        if isinstance(m, SeededDropout):
+            m.generator = generator

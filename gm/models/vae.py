@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gm.models.base import Encodes, GenerativeModel, SamplesFromNoise
+
 
 def kaiming_init(module: nn.Module) -> None:
     """Kaiming-normal weights and zero biases, as the official ControlVAE/β-VAE code does."""
@@ -72,3 +74,41 @@ class VAE(nn.Module):
         mu, logvar = self.encoder(x)
         z = mu + eps * torch.exp(0.5 * logvar)
         return self.decoder(z), mu, logvar
+
+
+class VAEModel(GenerativeModel, SamplesFromNoise, Encodes):
+    """The VAE family's model object (vae, betavae, controlvae share it; only training differs)."""
+
+    image_range = "unit"
+    grid_shape = (5, 10)   # the assignment's 5 x 10 grid of samples
+
+    def build(self) -> None:
+        c = self.config
+        self.vae = VAE(c.latent_dim, self.data.image_shape[0], c.width)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.vae.latent_dim
+
+    def latent_layer(self) -> nn.Module:
+        return self.vae.decoder
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of q(z|x) for float images in [0, 1] (N x C x H x W)."""
+        return self.vae.encoder(images.to(self.device).float())
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1]: the Bernoulli means sigmoid(decoder(z))."""
+        return torch.sigmoid(self.vae.decoder(z.to(self.device).float())).float()
+
+    @torch.no_grad()
+    def sample_from(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        z = torch.randn((n, self.latent_dim), generator=gen)
+        return self.decode(z)

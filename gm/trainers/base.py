@@ -1,7 +1,8 @@
 """The trainer interface every model family implements (in the spirit of Mimicry's train_step).
 
-A trainer owns its networks, optimizers and a noise RNG on the training device. The loop in
-gm.runs.loop drives it: ``train_step`` takes one uint8 batch (and labels) and returns a dict of
+A trainer takes a model (gm.models: the networks) and adds optimizers, losses and a noise RNG on
+the training device. The loop in gm.runs.loop drives it: ``train_step`` takes one
+:class:`gm.data.base.Batch` (uint8 images per domain, labels) and returns a dict of
 metrics as tensors — 0-d tensors are averaged over the logging window on the device (one host sync
 per log, not per step), 1-d tensors are logged as lists (last value). Everything needed to continue
 exactly (weights, optimizer state, RNG, counters) round-trips through ``state_dict``.
@@ -25,8 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from gm.data.base import ImageDataset, to_signed, to_unit
+from gm.data.base import Batch, to_signed, to_unit
 from gm.errors import GMError
+from gm.models.base import ClassConditional, GenerativeModel
+from gm.models.init import bind_generator
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -47,30 +50,27 @@ def _compile_errors() -> tuple[type[BaseException], ...]:
 
 
 class Trainer(ABC):
-    family: str = ""                      # "vae" | "gan"
-    image_range: str = "unit"             # "unit" = [0, 1] (VAE), "signed" = [-1, 1] (GANs)
-    grid_shape: tuple[int, int] = (10, 10)  # rows, cols of the saved sample grid
-    uses_labels: bool = False
+    """Optimizers, losses and their state around a :class:`gm.models.base.GenerativeModel`.
 
-    def __init__(self, config: Any, dataset: ImageDataset, device: torch.device) -> None:
-        self.config = config
-        self.device = device
-        self.image_shape = dataset.image_shape
-        self.max_value = dataset.max_value
-        self.num_classes = dataset.num_classes
-        torch.manual_seed(config.seed)
-        self.noise = torch.Generator(device=device)
-        self.noise.manual_seed(config.seed + 1)
+    The model holds the networks (and samples); the trainer adds what only training needs: the
+    optimizers, a noise generator of its own (latents, dropout masks, penalties: never torch's
+    global RNG, so two jobs in one process do not disturb each other), the step counter and any
+    extra state (e.g. ControlVAE's controller).
+    """
+
+    def __init__(self, model: GenerativeModel, config: Any | None = None) -> None:
+        self.model = model
+        self.config = config if config is not None else model.config
+        self.device = model.device
+        self.noise = torch.Generator(device=self.device)
+        self.noise.manual_seed(int(self.config.seed) + 1)
+        bind_generator(model, self.noise)
         self.step = 0
         self._autocast: torch.dtype | None = None   # set by apply_performance_options
         self._channels_last = False
         self._compiled = False
 
-    # ---- what each family implements -----------------------------------------------------------
-    @abstractmethod
-    def modules(self) -> dict[str, nn.Module]:
-        """The networks, by the name their weights are saved under (e.g. "generator")."""
-
+    # ---- what each trainer implements ----------------------------------------------------------
     @abstractmethod
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizers, by name (their state is checkpointed)."""
@@ -80,20 +80,38 @@ class Trainer(ABC):
         """One optimisation step on a prepared float batch (see ``prepare``); metrics as detached
         tensors (or floats). Increments ``self.step``."""
 
-    @abstractmethod
-    def sample(self, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """n images in [0, 1] (N x C x H x W), reproducible for a given seed (run under no_grad)."""
-
     # ---- shared -------------------------------------------------------------------------------
+    @property
+    def wants_labels(self) -> bool:
+        """Whether batches must carry class labels (class-conditional models)."""
+        return isinstance(self.model, ClassConditional)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.model.image_shape
+
+    @property
+    def max_value(self) -> int:
+        return self.model.max_value
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The model's networks, by the name their weights are saved under."""
+        return self.model.networks()
+
+    def sample(self, n: int, seed: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.sample(n, seed, labels)
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 batch -> the float images the networks take: [0, 1] ("unit") or [-1, 1] ("signed")."""
-        if self.image_range == "unit":
+        if self.model.image_range == "unit":
             return to_unit(images, self.max_value)
         return to_signed(images, self.max_value)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
-        """One optimisation step on a uint8 batch as the loop draws it."""
-        x = self.prepare(images)
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor | float]:
+        """One optimisation step on a batch as the loop draws it (uint8 images of one domain here;
+        trainers of several domains override this)."""
+        x = self.prepare(batch.only())
+        labels = batch.only_labels() if self.wants_labels else None
         if not self._compiled:
             return self.optimize(x, labels)
         with self._compile_guard():
@@ -141,73 +159,55 @@ class Trainer(ABC):
                           f"({type(exc).__name__}: {first}); train with compile=false.") from exc
 
     def batches_per_step(self) -> int:
-        """Real batches one train_step consumes (e.g. n_critic for WGANs); may depend on self.step.
-
-        The loop draws that many batches and passes them concatenated along dim 0; split them with
-        ``images.chunk(k)``.
-        """
-        return 1
+        """Real batches the next train_step consumes: the config's schedule (e.g. n_critic, WGAN's
+        boost), which the loop reads before each step. It draws that many and passes them
+        concatenated along dim 0; split them with ``images.chunk(k)``."""
+        return int(self.config.batches_at(self.step))
 
     def images_per_step(self) -> int:
         return self.config.batch_size * self.batches_per_step()
+
+    def checkpoint_score(self, record: dict[str, Any]) -> tuple[str, float] | None:
+        """(name, value) ranking a checkpoint by one logged record, lower is better; None = no
+        ranking, so only the newest checkpoints are kept (GANs: their losses say little about
+        sample quality, and ranking by FID would cost an evaluation per checkpoint)."""
+        return None
 
     def extra_state(self) -> dict[str, Any]:
         """Anything else a subclass must carry across a resume (controller, counters)."""
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
-        """Restore what extra_state() saved; families without extra state keep this no-op."""
+        """Restore what extra_state() saved; trainers without extra state keep this no-op."""
 
     def weights(self) -> dict[str, torch.Tensor]:
-        return {f"{name}.{k}": v for name, m in self.modules().items() for k, v in m.state_dict().items()}
+        return self.model.state_dict()
 
     def load_weights(self, weights: dict[str, torch.Tensor], strict: bool = True) -> None:
-        for name, module in self.modules().items():
-            prefix = f"{name}."
-            part = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-            expected = module.state_dict()
-            missing = sorted(set(expected) - set(part))
-            bad = [k for k in expected if k in part and tuple(part[k].shape) != tuple(expected[k].shape)]
-            if strict and (missing or bad):
-                what = f"missing {missing[:3]}" if missing else f"shape mismatch at {bad[:3]}"
-                raise GMError(f"Weights do not fit model part '{name}' ({what}); check the model name and "
-                              f"width in config.json.")
-            module.load_state_dict({k: v.to(expected[k].dtype) for k, v in part.items()}, strict=strict)
+        self.model.load_weights(weights, strict=strict)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
             "noise_rng": self.noise.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             "extra": self.extra_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's training state. Checkpoints written before the trainers stopped
+        using torch's global RNG also hold its state ("torch_rng"): it is ignored on purpose."""
         self.step = int(state["step"])
         for k, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][k])
         self.noise.set_state(state["noise_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.load_extra_state(state.get("extra") or {})
 
     def train(self, mode: bool = True) -> None:
-        for m in self.modules().values():
-            m.train(mode)
+        self.model.train(mode)
 
     @torch.no_grad()
     def sample_grid(self) -> tuple[torch.Tensor, int]:
         """The fixed-seed grid saved to samples/: (images, images per row)."""
-        rows, cols = self.grid_shape
-        was = {k: m.training for k, m in self.modules().items()}
-        self.train(False)
-        try:
-            with self._compile_guard() if self._compiled else contextlib.nullcontext():
-                images = self.sample(rows * cols, seed=self.config.seed + 12345)
-        finally:
-            for k, m in self.modules().items():
-                m.train(was[k])
-        return images, cols
+        with self._compile_guard() if self._compiled else contextlib.nullcontext():
+            return self.model.sample_grid()

@@ -15,8 +15,8 @@ import torch
 
 from gm.config import option
 from gm.control import DEFAULT_BETA_MAX, DEFAULT_BETA_MIN, DEFAULT_KI, DEFAULT_KP, PIController
-from gm.data.base import ImageDataset
 from gm.errors import GMError
+from gm.models.vae import VAEModel
 from gm.trainers.vae import VAEConfig, VAETrainer
 
 
@@ -29,9 +29,9 @@ class BetaVAEConfig(VAEConfig):
 
 
 class BetaVAETrainer(VAETrainer):
-    def __init__(self, config: BetaVAEConfig, dataset: ImageDataset, device: torch.device) -> None:
-        super().__init__(config, dataset, device)
-        self.beta = float(config.beta)
+    def __init__(self, model: VAEModel, config: BetaVAEConfig | None = None) -> None:
+        super().__init__(model, config)
+        self.beta = float(self.config.beta)
 
     def next_beta(self, kl: torch.Tensor) -> float:
         return float(self.config.beta)
@@ -56,10 +56,11 @@ class ControlVAEConfig(VAEConfig):
 
 
 class ControlVAETrainer(VAETrainer):
-    def __init__(self, config: ControlVAEConfig, dataset: ImageDataset, device: torch.device) -> None:
-        super().__init__(config, dataset, device)
-        self.controller = PIController(kl_target=config.kl_target, kp=config.kp, ki=config.ki,
-                                       beta_min=config.beta_min, beta_max=config.beta_max)
+    def __init__(self, model: VAEModel, config: ControlVAEConfig | None = None) -> None:
+        super().__init__(model, config)
+        c = self.config
+        self.controller = PIController(kl_target=c.kl_target, kp=c.kp, ki=c.ki,
+                                       beta_min=c.beta_min, beta_max=c.beta_max)
         self.beta = self.controller.beta
 
     def next_beta(self, kl: torch.Tensor) -> float:

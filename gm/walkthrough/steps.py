@@ -57,7 +57,7 @@ GAN_ROLES = ("gan", "dcgan", "wgan", "wgan_gp", "ssgan", "acgan")
 class Context:
     lang: str
     runs: dict[str, RunFolder | None]
-    trainer: Callable[[RunFolder], Any]       # the run's latest checkpoint, loaded for sampling
+    model: Callable[[RunFolder], Any]         # the run's model (gm.load_model), latest checkpoint
     dataset: Callable[[str], Any]             # gm.data.load_dataset, memoised by the caller
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -228,7 +228,7 @@ def step_vae(ctx: Context) -> list[Block]:
             "walkthrough.vae.losses_explain", steps=c["kl"].steps, recon_first=c["recon"].first,
             recon_last=c["recon"].last, kl_first=c["kl"].first, kl_peak=c["kl"].peak,
             kl_peak_step=c["kl"].peak_step, kl_last=c["kl"].last, loss_last=c["loss"].last)))
-    out.append(b.image("vae.grid", vae_views.prior_grid(ctx.trainer(run), 5, 10, seed=0),
+    out.append(b.image("vae.grid", vae_views.prior_grid(ctx.model(run), 5, 10, seed=0),
                        ctx.t("walkthrough.vae.grid_caption", step=facts.trained_steps(run))))
     out.append(b.markdown(ctx.t("walkthrough.vae.grid_explain")))
     out += _fid(ctx, "vae.fid", ("vae",))
@@ -265,7 +265,7 @@ def step_controlvae(ctx: Context) -> list[Block]:
     from gm import vae_views
     for role in present:
         run = ctx.run(role)
-        out.append(b.image(f"controlvae.grid_{role.split('_')[-1]}", vae_views.prior_grid(ctx.trainer(run), 5, 10),
+        out.append(b.image(f"controlvae.grid_{role.split('_')[-1]}", vae_views.prior_grid(ctx.model(run), 5, 10),
                            ctx.t("walkthrough.controlvae.grid_caption", label=ctx.label(role),
                                  step=facts.trained_steps(run))))
     out += _fid(ctx, "controlvae.fid", roles)
@@ -480,7 +480,7 @@ def coverage_of(ctx: Context, role: str) -> dict[str, Any]:
     if key not in ctx.cache:
         from gm.metrics.classifiers import load_classifier, predict
         from gm.metrics.coverage import coverage
-        images = ctx.trainer(run).sample(COVERAGE_N, seed=0)
+        images = ctx.model(run).sample(COVERAGE_N, seed=0)
         ctx.cache[key] = coverage(predict(load_classifier("mnist"), images)["class"], 10)
     return ctx.cache[key]
 
@@ -520,7 +520,7 @@ def step_cam(ctx: Context) -> list[Block]:
     from gm.images import make_grid
     from gm.metrics.cam import class_activation_maps, overlay
     from gm.metrics.classifiers import load_classifier
-    images = ctx.trainer(run).sample(10, seed=0)
+    images = ctx.model(run).sample(10, seed=0)
     cam = class_activation_maps(load_classifier("mnist"), images)
     tiles = torch.from_numpy(overlay(images, cam.heatmaps)).permute(0, 3, 1, 2).float() / 255
     grid = np.concatenate([make_grid(images.repeat(1, 3, 1, 1), 10), make_grid(tiles, 10)], axis=0)

@@ -1,0 +1,356 @@
+"""What the training loop does besides training, one callback each (the Lightning/Fabric idea).
+
+The loop (gm.runs.loop) only draws batches and calls ``train_step``; everything else hears about it
+through these hooks, called in the order the callbacks are listed:
+
+    on_start(loop)                      before the first step
+    on_step_start(loop)                 before each batch is drawn (pause and stop take effect here)
+    on_step_end(loop, step, metrics)    after each train_step; metrics as it returned them
+    on_flush(loop)                      write out what is buffered (the metrics window)
+    on_log(loop, record)                a metrics row was written: record = its means, without step/epoch/time
+    on_save(loop)                       a save point: periodic, pause, stop or end; everything is flushed
+    on_pause(loop) / on_resume(loop)    around a pause (paused time is not training time)
+    on_end(loop, status)                "finished" or "stopped", after the last save point
+
+A hook may set off others at once (a row written in on_step_end reaches every on_log, a save
+point flushes first), so a callback listed after the one that set them off hears those before its
+own on_step_end: list a callback first to hear each step before its consequences.
+
+A run that diverges or fails ends without on_end: nothing more is written after a bad window or a
+failing disk. ``loop`` is the running :class:`gm.runs.loop.Loop`: its session, step, clock, and the
+actions a callback may ask for (``flush``, ``save``, ``stop``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from gm.config import to_dict
+from gm.images import make_grid, save_png
+from gm.runs.checkpoint import is_complete, prune_checkpoints, save_checkpoint
+
+if TYPE_CHECKING:
+    from gm.runs.loop import Loop
+    from gm.runs.session import Session
+
+
+class Callback:
+    """Base class: every hook is optional. The loop calls only the hooks a subclass overrides,
+    looked up on the class when training starts (a step costs no empty calls)."""
+
+    def on_start(self, loop: Loop) -> None:
+        pass
+
+    def on_step_start(self, loop: Loop) -> None:
+        pass
+
+    def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
+        pass
+
+    def on_flush(self, loop: Loop) -> None:
+        pass
+
+    def on_log(self, loop: Loop, record: dict[str, Any]) -> None:
+        pass
+
+    def on_save(self, loop: Loop) -> None:
+        pass
+
+    def on_pause(self, loop: Loop) -> None:
+        pass
+
+    def on_resume(self, loop: Loop) -> None:
+        pass
+
+    def on_end(self, loop: Loop, status: str) -> None:
+        pass
+
+
+HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_"))
+
+
+# ---- pause / stop -------------------------------------------------------------------------------
+class Control:
+    """Thread-safe pause/stop requests, shared by a job's owner and its training loop."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def request_pause(self) -> None:
+        self._running.clear()
+
+    def request_continue(self) -> None:
+        self._running.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def pause_requested(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self, timeout: float = 0.2) -> None:
+        self._running.wait(timeout)
+
+
+class PauseStop(Callback):
+    """Honours a Control's requests before each step, so both take effect within one step: a pause
+    saves everything, marks the run paused and waits; a stop ends the loop (it then saves).
+    ``on_status`` hears "running" and "paused" as they happen (from the training thread)."""
+
+    def __init__(self, control: Control, on_status: Callable[[str], None] | None = None) -> None:
+        self.control = control
+        self.on_status = on_status
+
+    def _report(self, status: str) -> None:
+        if self.on_status is not None:
+            self.on_status(status)
+
+    def on_start(self, loop: Loop) -> None:
+        self._report("running")
+
+    def on_step_start(self, loop: Loop) -> None:
+        control = self.control
+        if control.pause_requested and not control.stop_requested:
+            loop.save()
+            loop.session.run.write_state(status="paused")
+            self._report("paused")
+            loop.paused()
+            while control.pause_requested and not control.stop_requested:
+                control.wait_while_paused()
+            loop.resumed()
+            if not control.stop_requested:
+                loop.session.run.write_state(status="running")
+                self._report("running")
+        if control.stop_requested:
+            loop.stop()
+
+
+# ---- metrics window, metrics.jsonl, divergence ------------------------------------------------
+class Diverged(Exception):
+    def __init__(self, step: int, metric: str, value: float) -> None:
+        super().__init__(f"'{metric}' became {value} at step {step}")
+        self.step, self.metric, self.value = step, metric, value
+
+
+class MetricsWindow:
+    """Per-step metrics kept on the device until the next log; one host sync per flush."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.scalars: list[dict[str, Any]] = []
+        self.vectors: dict[str, torch.Tensor] = {}
+
+    def add(self, step: int, metrics: dict[str, Any]) -> None:
+        self.steps.append(step)
+        row = {}
+        for k, v in metrics.items():
+            if isinstance(v, torch.Tensor) and v.dim() > 0:
+                self.vectors[k] = v
+            else:
+                row[k] = v
+        self.scalars.append(row)
+
+    def flush(self) -> dict[str, Any] | None:
+        """Mean of each scalar over the window; raises Diverged at the first non-finite value."""
+        if not self.steps:
+            return None
+        # Plain Python floats after one device->host copy: a table of small tensors cost more per
+        # log than the copy itself (0.17 ms a step on a CPU, a sizeable part of the loop's own work).
+        cells = [(i, k, v) for i, row in enumerate(self.scalars) for k, v in row.items()
+                 if isinstance(v, torch.Tensor)]
+        rows: list[dict[str, float]] = [{k: float(v) for k, v in row.items() if not isinstance(v, torch.Tensor)}
+                                        for row in self.scalars]
+        if cells:  # one device->host copy for the whole window
+            values = torch.stack([v.detach().float().reshape(()) for _, _, v in cells]).cpu().tolist()
+            for (i, k, _), value in zip(cells, values):
+                rows[i][k] = value
+        keys = list(dict.fromkeys(k for row in self.scalars for k in row))
+        for step, row, original in zip(self.steps, rows, self.scalars):
+            for k in keys:
+                if k in original and not math.isfinite(row[k]):
+                    raise Diverged(step, k, row[k])
+        record: dict[str, Any] = {}
+        for k in keys:
+            present = [row[k] for row in rows if k in row]
+            record[k] = sum(present) / len(present)
+        for k, v in self.vectors.items():
+            vals = v.detach().float().cpu()
+            if not bool(torch.isfinite(vals).all()):
+                raise Diverged(self.steps[-1], k, float("nan"))
+            record[k] = vals.tolist()
+        self.steps, self.scalars, self.vectors = [], [], {}
+        return record
+
+
+class MetricsLogger(Callback):
+    """Collects each step's metrics in a window and writes their means to metrics.jsonl every
+    `log_every` steps and at every save point; a non-finite value raises Diverged, so a bad window
+    is never logged and nothing after it is saved."""
+
+    def __init__(self) -> None:
+        self.window = MetricsWindow()
+
+    def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
+        self.window.add(step, metrics)
+        if step % loop.session.config.log_every == 0:
+            loop.flush()
+
+    def on_flush(self, loop: Loop) -> None:
+        record = self.window.flush()
+        if record is None:
+            return
+        session = loop.session
+        session.elapsed = loop.clock()
+        row = {"step": loop.step, "epoch": round(session.batcher.epoch_float, 6),
+               "time": round(session.elapsed, 4), **record}
+        session.run.append_metrics([row])
+        loop.log(record)
+
+
+# ---- progress ---------------------------------------------------------------------------------
+@dataclass
+class Progress:
+    step: int
+    total_steps: int
+    epoch: float
+    images_per_sec: float
+    eta_seconds: float | None
+    elapsed: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class ProgressReporter(Callback):
+    """Hands a :class:`Progress` (images/s since the previous row, ETA) to ``on_progress`` with each
+    metrics row."""
+
+    def __init__(self, on_progress: Callable[[Progress], None]) -> None:
+        self.on_progress = on_progress
+        self._since, self._images, self._images_per_sec = 0.0, 0, 0.0
+
+    def _mark(self, loop: Loop) -> None:
+        self._since, self._images = time.perf_counter(), loop.images_seen
+
+    def on_start(self, loop: Loop) -> None:
+        self._mark(loop)
+
+    def on_resume(self, loop: Loop) -> None:
+        self._mark(loop)  # a pause is not slow training
+
+    def on_log(self, loop: Loop, record: dict[str, Any]) -> None:
+        now, images = time.perf_counter(), loop.images_seen
+        if images > self._images:
+            self._images_per_sec = (images - self._images) / max(now - self._since, 1e-9)
+        self._since, self._images = now, images
+        session, ips = loop.session, self._images_per_sec
+        remaining = session.total_steps - loop.step
+        eta = remaining * loop.trainer.images_per_step() / ips if ips > 0 else None
+        self.on_progress(Progress(loop.step, session.total_steps, session.batcher.epoch_float, ips, eta,
+                                  session.elapsed, record))
+
+
+# ---- sample grids ------------------------------------------------------------------------------
+class SampleGrids(Callback):
+    """The trainer's fixed-seed grid in samples/ every `sample_every` steps and at each epoch's end
+    (early / middle / final pictures however short the run), and at the finish if the last step has
+    none."""
+
+    def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
+        if step % loop.session.config.sample_every == 0 or loop.session.batcher.ended_epoch:
+            self.write(loop.session)
+
+    def on_end(self, loop: Loop, status: str) -> None:
+        if status == "finished" and not any(s == loop.step for s, _ in loop.session.run.sample_grids()):
+            self.write(loop.session)
+
+    def write(self, session: Session) -> None:
+        images, nrow = session.trainer.sample_grid()
+        save_png(session.run.samples_dir / f"step-{session.trainer.step}.png", make_grid(images, nrow))
+
+
+# ---- checkpoints -------------------------------------------------------------------------------
+class Checkpointer(Callback):
+    """Checkpoints every `checkpoint_every` steps, whenever `checkpoint_seconds` have passed since the
+    last one (so a crash loses at most that much training time), and at every save point (pause,
+    stop, end). Keeps the newest `keep_checkpoints` and the best by the trainer's
+    ``checkpoint_score`` (the mean score of the rows logged since the previous checkpoint)."""
+
+    def __init__(self) -> None:
+        self._last_save = 0.0
+        self._score_by, self._score_sum, self._score_count = "", 0.0, 0
+
+    def on_start(self, loop: Loop) -> None:
+        self._last_save = time.perf_counter()
+
+    def on_resume(self, loop: Loop) -> None:
+        self._last_save = time.perf_counter()  # paused time is not training time at risk
+
+    def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
+        cfg = loop.session.config
+        if step % cfg.checkpoint_every == 0 or time.perf_counter() - self._last_save >= cfg.checkpoint_seconds:
+            loop.save()
+
+    def on_log(self, loop: Loop, record: dict[str, Any]) -> None:
+        scored = loop.trainer.checkpoint_score(record)
+        if scored is not None:
+            self._score_by = scored[0]
+            self._score_sum += scored[1]
+            self._score_count += 1
+
+    def on_save(self, loop: Loop) -> None:
+        self.write(loop.session)
+        self._last_save = time.perf_counter()
+
+    def write(self, session: Session) -> None:
+        """Save the current step (unless it is already saved) and prune: keep the newest and the best."""
+        t, run = session.trainer, session.run
+        name = f"step-{t.step}"
+        # Re-saving a step that is on disk (stop or pause right after a periodic save, or right after
+        # a resume) would only refresh `elapsed`, and replacing a folder is the one non-atomic moment.
+        if not (session.last_checkpoint_step == t.step and is_complete(run.checkpoints_dir / name)):
+            state = {"trainer": t.state_dict(), "batcher": session.batcher.state_dict(),
+                     "elapsed": session.elapsed, "config": to_dict(session.config)}
+            save_checkpoint(run.checkpoints_dir, t.step, t.weights(), state)
+            session.last_checkpoint_step = t.step
+            if self._score_count:
+                value = self._score_sum / self._score_count
+                if session.best is None or value <= float(session.best["value"]):
+                    session.best = {"name": name, "step": t.step, "by": self._score_by, "value": value}
+            self._score_sum, self._score_count = 0.0, 0
+        protect = {int(session.best["step"])} if session.best else set()
+        prune_checkpoints(run.checkpoints_dir, session.config.keep_checkpoints, protect=protect)
+        run.write_state(step=t.step, epoch=session.batcher.epoch_float, last_checkpoint=name,
+                        elapsed=session.elapsed, best_checkpoint=session.best)
+
+
+def default_callbacks(control: Control | None = None, on_progress: Callable[[Progress], None] | None = None,
+                      on_status: Callable[[str], None] | None = None, *,
+                      grids: bool | SampleGrids = True, checkpoints: bool | Checkpointer = True) -> list[Callback]:
+    """What ``train`` runs unless told otherwise: pause/stop, the metrics log, sample grids,
+    checkpoints and progress reports, in the order they act after a step (log, grid, checkpoint).
+
+    ``grids`` / ``checkpoints``: False leaves them out (a benchmark of the loop alone), an instance
+    takes the standard one's place (e.g. one that times its writes).
+    """
+    callbacks: list[Callback] = [PauseStop(control or Control(), on_status), MetricsLogger()]
+    if grids:
+        callbacks.append(grids if isinstance(grids, SampleGrids) else SampleGrids())
+    if checkpoints:
+        callbacks.append(checkpoints if isinstance(checkpoints, Checkpointer) else Checkpointer())
+    if on_progress is not None:
+        callbacks.append(ProgressReporter(on_progress))
+    return callbacks

@@ -1,0 +1,248 @@
+"""Sessions: a run folder with its trainer and batcher built, fresh (`new_session`) or resumed from
+its latest checkpoint (`plan_resume` checks everything first, `open_planned` builds and loads).
+
+The training loop (gm.runs.loop) drives a session; nothing here trains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gm.config import from_dict, to_dict
+from gm.data import Batcher, load_dataset
+from gm.data.domains import DomainBatcher, make_batcher
+from gm.device import resolve_device
+from gm.errors import GMError
+from gm.models.loading import data_info_for
+from gm.models.loading import run_config as model_run_config
+from gm.registry import get_spec
+from gm.runs.atomic import write_json_atomic
+from gm.runs.checkpoint import is_complete, latest_checkpoint, load_checkpoint
+from gm.runs.folder import RunFolder
+
+
+@dataclass
+class Session:
+    """Everything a run needs in memory: folder, config, trainer, batcher."""
+
+    run: RunFolder
+    spec: Any
+    config: Any
+    trainer: Any
+    batcher: Batcher | DomainBatcher
+    device: torch.device
+    total_steps: int
+    elapsed: float = 0.0
+    last_checkpoint_step: int | None = None
+    best: dict[str, Any] | None = None      # {"name", "step", "by", "value"} of the best checkpoint
+    error: str | None = None                # why the run failed or diverged (also in state.json)
+
+
+def run_config(model: str, config: Any, device: str, data_dir: str | None, dataset) -> dict[str, Any]:
+    spec = get_spec(model)
+    return model_run_config(model, config, data_info_for(dataset, spec.dataset, config), device=device,
+                            data_dir=data_dir)
+
+
+def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int, config: Any = None) -> int:
+    """Steps that make `epochs` passes over the data, following the config's critic schedule
+    (``config.batches_at(step)`` real batches per step: n_critic, WGAN's boost)."""
+    target = epochs * (dataset_size // batch_size)
+    if config is None:
+        return max(1, math.ceil(target))
+    steps, drawn = 0, 0
+    while drawn < target:
+        drawn += max(1, int(config.batches_at(steps)))
+        steps += 1
+    return max(1, steps)
+
+
+def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
+               data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
+               dataset=None) -> tuple[RunFolder, int]:
+    """Create a run folder (config.json, state.json with total_steps) without building a trainer.
+
+    Returns (run, total_steps). The job manager creates folders this way at once (so a bad name fails
+    in the caller) and builds the trainer later, when the job gets its device.
+    """
+    spec = get_spec(model)
+    dev = resolve_device(device)
+    dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
+    total = _total_steps(steps, epochs, len(dataset), config)
+    if config.batch_size > len(dataset):
+        raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
+    run = RunFolder.create(runs_dir, name, run_config(model, config, device, data_dir, dataset))
+    run.write_state(total_steps=total, device=str(dev))
+    return run, total
+
+
+def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
+                data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
+                dataset=None) -> Session:
+    """Create a run folder and a fresh trainer for it."""
+    spec = get_spec(model)
+    dev = resolve_device(device)
+    dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
+    run, total = create_run(model, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
+                            steps=steps, epochs=epochs, dataset=dataset)
+    return _build(run, spec, config, dataset, dev, total)
+
+
+def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any) -> int:
+    if steps is not None and epochs is not None:
+        raise GMError("Give either --steps or --epochs, not both.")
+    if steps is not None:
+        if steps < 1:
+            raise GMError(f"--steps must be at least 1; got {steps}.")
+        return steps
+    if epochs is not None:
+        if epochs <= 0:
+            raise GMError(f"--epochs must be positive; got {epochs}.")
+        return steps_for_epochs(epochs, n, config.batch_size, config)
+    return steps_for_epochs(1, n, config.batch_size, config)
+
+
+def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int) -> Session:
+    model = spec.build_model(config, data_info_for(dataset, spec.dataset, config)).to(dev)
+    trainer = spec.build_trainer(model)
+    trainer.apply_performance_options()
+    # One domain: the Batcher of old (its order and resume state unchanged); a split: unpaired
+    # batches from every domain.
+    batcher = make_batcher(dataset, config.batch_size, config.seed, dev, with_labels=trainer.wants_labels,
+                           domains=config.domain_split())
+    return Session(run=run, spec=spec, config=config, trainer=trainer, batcher=batcher, device=dev,
+                   total_steps=total)
+
+
+@dataclass
+class ResumePlan:
+    """A checked resume of a run folder: everything decided, nothing built or written yet."""
+
+    run: RunFolder
+    spec: Any
+    config: Any
+    device: torch.device
+    dataset: Any
+    checkpoint: tuple[int, Path] | None   # (step, folder) of the checkpoint to load; None = from scratch
+    start: int
+    total_steps: int
+    overrides: dict[str, Any]
+    base_config: Any = None               # the config before the overrides (None without any)
+
+
+def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
+                device: str | None = None, data_dir: str | None = None,
+                overrides: dict[str, Any] | None = None, dataset=None) -> ResumePlan:
+    """Check that a run can be resumed (config, overrides, device, length); raises GMError if not."""
+    run = RunFolder.open(path)
+    cfg = run.read_config()
+    if cfg.get("weights_only"):  # shipped pretrained runs and Hub pulls carry no optimizer state
+        raise GMError(f"Run '{run.name}' holds weights only (pretrained or from the Hub) and cannot be "
+                      f"resumed; train a new run of {cfg.get('model', 'this model')} instead.")
+    spec = get_spec(cfg.get("model", "?"))
+    values = dict(cfg.get("config", {}))
+    values.update(overrides or {})
+    config = from_dict(spec.config_cls, values, model=spec.name)
+    dev = resolve_device(device or cfg.get("device") or "auto")
+    if dataset is None:
+        dataset = load_dataset(spec.dataset, data_dir or cfg.get("data_dir"))
+    state = run.read_state()
+    found = latest_checkpoint(run.checkpoints_dir)
+    start = found[0] if found else 0
+    prior_total = int(state.get("total_steps") or 0)
+    if steps is not None or epochs is not None:
+        total = start + _total_steps(steps, epochs, len(dataset), config)
+    elif prior_total > start:
+        total = prior_total
+    else:
+        raise GMError(f"Run '{run.name}' already reached step {start} of {prior_total}; pass --steps or "
+                      f"--epochs to train further.")
+    if config.batch_size > len(dataset):
+        raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
+    base = from_dict(spec.config_cls, cfg.get("config", {}), model=spec.name) if overrides else None
+    return ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset, checkpoint=found,
+                      start=start, total_steps=total, overrides=dict(overrides or {}), base_config=base)
+
+
+def _optimizer_hparams(trainer: Any) -> dict[str, list[dict[str, Any]]]:
+    return {name: [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
+            for name, opt in trainer.optimizers().items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. tensors of different shapes
+        return False
+
+
+def _checkpoint_config(plan: ResumePlan, tstate: dict[str, Any]) -> Any:
+    """The config a checkpoint was trained with: stored in it (newer checkpoints), else config.json
+    before this resume's overrides; None when it cannot be rebuilt (then nothing is restored)."""
+    stored = tstate.get("config")
+    if isinstance(stored, dict):
+        try:
+            return from_dict(plan.spec.config_cls, stored, model=plan.spec.name)
+        except GMError:
+            pass
+    return plan.base_config
+
+
+def _restore_overridden_hparams(trainer: Any, base: dict[str, list[dict[str, Any]]],
+                                fresh: dict[str, list[dict[str, Any]]]) -> None:
+    """Loading optimizer state brings back the checkpoint's lr, betas, ...: put back the ones the
+    overrides changed (fresh optimizers of the new config differ from those of the old one `base`)
+    and keep the others as loaded (e.g. an lr that a schedule has moved)."""
+    for name, opt in trainer.optimizers().items():
+        for i, group in enumerate(opt.param_groups):
+            old = base[name][i] if name in base and i < len(base[name]) else {}
+            for key, value in fresh[name][i].items():
+                if not _same(old.get(key), value):
+                    group[key] = value
+
+
+def open_planned(plan: ResumePlan) -> Session:
+    """Build the trainer of a plan, load its checkpoint and drop metrics logged after it."""
+    run = plan.run
+    session = _build(run, plan.spec, plan.config, plan.dataset, plan.device, plan.total_steps)
+    if plan.checkpoint is not None:
+        weights, tstate, step = load_checkpoint(plan.checkpoint[1])
+        fresh, base = _optimizer_hparams(session.trainer), None
+        trained_with = _checkpoint_config(plan, tstate)
+        if trained_with is not None and to_dict(trained_with) != to_dict(plan.config):
+            old = plan.spec.build_model(trained_with, data_info_for(plan.dataset, plan.spec.dataset, trained_with))
+            base = _optimizer_hparams(plan.spec.build_trainer(old))
+        session.trainer.load_weights(weights)
+        session.trainer.load_state_dict(tstate["trainer"])
+        if base is not None:
+            _restore_overridden_hparams(session.trainer, base, fresh)
+        session.batcher.load_state_dict(tstate["batcher"])
+        session.elapsed = float(tstate.get("elapsed", 0.0))
+        session.last_checkpoint_step = step
+    state = run.read_state()
+    best = state.get("best_checkpoint")
+    # The best-so-far must be a checkpoint that still exists and is not newer than where we restart.
+    if isinstance(best, dict) and int(best.get("step", -1)) <= plan.start and \
+            is_complete(run.checkpoints_dir / str(best.get("name"))):
+        session.best = best
+    run.truncate_metrics_after(plan.start)
+    if plan.overrides:
+        cfg = run.read_config()
+        cfg["config"] = to_dict(plan.config)
+        write_json_atomic(run.path / "config.json", cfg)
+    run.write_state(total_steps=plan.total_steps, step=plan.start, error=None, device=str(plan.device),
+                    best_checkpoint=session.best)
+    return session
+
+
+def open_session(path, *, steps: int | None = None, epochs: float | None = None,
+                 device: str | None = None, data_dir: str | None = None,
+                 overrides: dict[str, Any] | None = None, dataset=None) -> Session:
+    """Rebuild a run from its folder and latest checkpoint; `steps`/`epochs` are added on top."""
+    return open_planned(plan_resume(path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
+                                    overrides=overrides, dataset=dataset))
