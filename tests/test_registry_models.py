@@ -196,3 +196,47 @@ def test_a_run_written_before_the_redesign_loads_and_resumes(tmp_path, mnist_dir
     session = open_session(run, steps=2, data_dir=str(mnist_dir))
     assert session.trainer.step == 2
     assert train(session) == "finished" and session.trainer.step == 4
+
+
+def test_readme_adding_a_model_example_trains_and_charts(runs_dir):
+    """README "Adding a model": the R1-penalty GAN is a hook, a config and a registry entry; it then
+    trains through the real loop, logs its own metric, gets a chart and loads like any model."""
+    import re
+
+    from gm import plots
+    from gm.registry import unregister
+    from gm.runs.loop import new_session, train
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(# README: adding a model\n.*?)```", text, re.S)
+    assert len(blocks) == 1, "README's 'Adding a model' example (marked by its first line) is missing"
+    import sys
+    import types
+    module = types.ModuleType("readme_model_example")   # as a user's own module would be
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(blocks[0], "README.md", "exec"), module.__dict__)
+        spec = get_spec("r1gan")
+        assert spec.capabilities == {"samples"}
+        config = tiny_config("r1gan", log_every=1, sample_every=2, r1_gamma=5.0)
+        session = new_session("r1gan", config, runs_dir=runs_dir, name="r1", device="cpu", steps=2,
+                              dataset=fake_dataset("mnist", 64))
+        assert train(session) == "finished"
+        records = session.run.read_metrics()
+        assert all(r["r1"] >= 0 for r in records) and len(records) == 2
+        assert "r1" in [title for title, _, _ in plots.charts_for(records)]
+        assert gm.load_model(session.run.path, "cpu").sample(2, seed=0).shape == (2, 1, 28, 28)
+    finally:
+        unregister("r1gan")
+        del sys.modules[module.__name__]
+    assert "r1gan" not in MODELS
+
+
+def test_no_page_or_library_module_branches_on_a_family_name():
+    """What a model can do is declared (capabilities); nothing compares its "family" string."""
+    import re
+    pattern = re.compile(r"family *==|family *!=|family in")
+    files = [*(REPO / "gm").rglob("*.py"), *(REPO / "pages").rglob("*.py"), REPO / "app.py"]
+    hits = [f"{f.relative_to(REPO)}:{i}" for f in files
+            for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert hits == []

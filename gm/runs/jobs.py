@@ -161,7 +161,6 @@ class JobManager:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._jobs: dict[str, _Job] = {}        # insertion order is queue order
-        self._build_lock = threading.Lock()     # trainers seed torch's global RNG while building
         self._data_lock = threading.Lock()
         self._datasets: dict[tuple[str, str | None], Any] = {}
         self._max = self._check_max(max_per_device)
@@ -425,8 +424,9 @@ class JobManager:
         plan = job.plan
         assert plan is not None
         try:
-            with self._build_lock:
-                session = open_planned(plan)
+            # No lock: building a model restores torch's global RNG (gm.models.base.isolated_init)
+            # and training never draws from it, so jobs build and train side by side.
+            session = open_planned(plan)
             with self._lock:
                 job.session = session
                 job.step = session.trainer.step
