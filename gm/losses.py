@@ -140,6 +140,7 @@ class AdversarialLoss:
     report: str
     threshold: float | None
     about: str
+    estimates_distance: bool = False   # -D's loss estimates a distance between the distributions (w_dist)
 
 
 ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {loss.name: loss for loss in (
@@ -149,7 +150,7 @@ ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {loss.name: loss for loss in (
                     "hinge (SN-GAN, SSGAN): relu(1 - D(x)) + relu(1 + D(G(z)))"),
     AdversarialLoss("wasserstein", lambda r, f, t=1.0: wasserstein_d_loss(r, f), wasserstein_g_loss,
                     "raw", None, "Wasserstein (Arjovsky et al. 2017): D is a critic; pair it with "
-                                 "weight clipping or a gradient penalty"),
+                                 "weight clipping or a gradient penalty", estimates_distance=True),
     AdversarialLoss("ls", ls_d_loss, ls_g_loss, "raw", 0.5,
                     "least squares (Mao et al. 2017): a = 0, b = c = 1"),
 )}

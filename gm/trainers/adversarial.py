@@ -243,6 +243,12 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def _split_outputs(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
 
@@ -314,6 +320,16 @@ class AdversarialTrainer(Trainer):
             out["d_acc"] = ((real > t).float().mean() + (fake < t).float().mean()) / 2
         return out
 
+    def _add_hook_terms(self, loss: torch.Tensor, terms: list, step: CriticStep,
+                        metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`loss` plus each hook's term (in hook order), collecting the hooks' metrics."""
+        for term_of in terms:
+            term, extra = term_of(self, step)
+            if term is not None:
+                loss = loss + term
+            metrics.update(extra)
+        return loss
+
     def _critic_update(self, real: torch.Tensor, labels: torch.Tensor | None,
                        reuse: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
         n, d, loss = real.shape[0], self.model.discriminator, self.adversarial_loss
@@ -329,17 +345,11 @@ class AdversarialTrainer(Trainer):
         real_scores, fake_scores = scores[:n], scores[n:2 * n]
         d_loss = loss.d(real_scores, fake_scores, self._real_target())
         terms: dict[str, torch.Tensor] = {}
-        if loss.name == "wasserstein":
+        if loss.estimates_distance:
             terms["w_dist"] = -d_loss.detach()
         step = CriticStep(real, fake, scores, aux, n, labels, fake_labels)
-        for hook in self.hooks:
-            term, metrics = hook.critic_term(self, step)
-            if term is not None:
-                d_loss = d_loss + term
-            terms.update(metrics)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
+        d_loss = self._add_hook_terms(d_loss, [h.critic_term for h in self.hooks], step, terms)
+        _update(self.opt_d, d_loss)
         for hook in self.hooks:
             hook.after_critic(self)
         terms.update(self._report(real_scores, fake_scores))
@@ -354,14 +364,8 @@ class AdversarialTrainer(Trainer):
         g_loss = self.adversarial_loss.g(scores[:n])
         out: dict[str, torch.Tensor] = {}
         step = CriticStep(fake[:0], fake, scores, aux, n, None, fake_labels)
-        for hook in self.hooks:
-            term, metrics = hook.generator_term(self, step)
-            if term is not None:
-                g_loss = g_loss + term
-            out.update(metrics)
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        g_loss = self._add_hook_terms(g_loss, [h.generator_term for h in self.hooks], step, out)
+        _update(self.opt_g, g_loss)
         out["g_loss"] = g_loss.detach()
         return out
 
