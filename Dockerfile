@@ -3,12 +3,20 @@
 FROM python:3.11-slim
 
 # Spaces run containers as uid 1000; create that user and work in its home.
+# GM_DEMO=1: each visitor owns its jobs, caps on jobs and steps, no Hub push (README "Hosted demo");
+# HF_HUB_DISABLE_IMPLICIT_TOKEN=1: no Hub call in the container sends a saved login by itself.
 RUN useradd --create-home --uid 1000 user
 USER user
 ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GM_DEMO=1 \
+    GM_DEMO_MAX_JOBS=4 \
+    GM_DEMO_MAX_RUNNING=1 \
+    GM_DEMO_JOBS_PER_SESSION=1 \
+    GM_DEMO_MAX_STEPS=3000 \
+    GM_DEMO_IDLE_SECONDS=300 \
+    HF_HUB_DISABLE_IMPLICIT_TOKEN=1 \
     GM_RUNS_DIR=/home/user/runs \
     GM_CACHE_DIR=/home/user/.cache/gm \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false

@@ -206,12 +206,12 @@ def cmd_resume(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    from gm import limits
     from gm.images import make_grid, save_png
     from gm.models.base import SamplesFromNoise
     from gm.models.loading import load_model
+    from gm.registry import get_spec
 
-    if args.n < 1 or args.nrow < 1:
-        raise GMError("--n and --nrow must be at least 1.")
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise GMError(f"--out must be a .png file; got {args.out}.")
@@ -220,6 +220,7 @@ def cmd_sample(args) -> int:
     model = load_model(args.run_dir, args.device)
     if not isinstance(model, SamplesFromNoise):
         raise GMError(f"{args.run_dir} holds a {model.model_name} model, which does not sample from noise.")
+    limits.check_sampling(get_spec(model.model_name), model.config, model.data, args.n, args.nrow, model.device)
     images = model.sample(args.n, seed=args.seed)
     save_png(out, make_grid(images, args.nrow))
     print(out)
@@ -228,7 +229,7 @@ def cmd_sample(args) -> int:
 
 def cmd_runs(args) -> int:
     from gm.runs.folder import default_runs_dir, list_runs
-    from gm.runs.jobs import host_id, owner_pid
+    from gm.runs.jobs import trainer_of
 
     runs_dir = Path(args.runs_dir) if args.runs_dir else default_runs_dir()
     runs = list_runs(runs_dir)
@@ -237,18 +238,17 @@ def cmd_runs(args) -> int:
         return 0
     rows = [("NAME", "MODEL", "STATUS", "STEP", "UPDATED")]
     for run in runs:
-        try:
-            cfg = run.read_config()
-        except GMError:
-            cfg = {}
-        st = run.read_state()
-        if st.get("status") in ("queued", "running", "paused") and st.get("pid") is not None \
-                and owner_pid(st) is None and st.get("host") == host_id():
-            st["status"] = "interrupted"  # its process died (kill -9, crash): resume it
+        damage = run.damage()
+        if damage is not None:  # shown, never fatal: the other runs still list
+            cfg = {} if damage.file == "config.json" else run.read_config()
+            rows.append((run.name, str(cfg.get("model", "?")), f"damaged: {damage.reason}", "?", ""))
+            continue
+        cfg, st = run.read_config(), run.read_state()
+        if st["status"] in ("queued", "running", "paused") and trainer_of(run.path) is None:
+            st["status"] = "interrupted"  # its lock is free: the trainer died (kill -9, crash); resume it
         total = st.get("total_steps")
-        rows.append((run.name, cfg.get("model", "?"), st.get("status", "?"),
-                     f"{st.get('step', 0)}/{total}" if total else str(st.get("step", 0)),
-                     str(st.get("updated", ""))))
+        rows.append((run.name, cfg["model"], st["status"],
+                     f"{st['step']}/{total}" if total else str(st["step"]), str(st.get("updated") or "")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -283,6 +283,60 @@ from gm.metrics.cli import COMMANDS as _METRICS_COMMANDS  # noqa: E402  (stats, 
 COMMANDS.update(_METRICS_COMMANDS)
 
 
+# Numbers every command checks before it starts: a NaN, an infinity or a 25-digit value is a typo,
+# and would otherwise surface as a traceback deep inside torch (or an hour-long run of the wrong size).
+_MAX_STEPS = 10 ** 12
+_MAX_EPOCHS = 1e6
+_MAX_IMAGES = 10 ** 9
+
+
+def check_values(args: argparse.Namespace) -> None:
+    """One-sentence errors for out-of-range numeric flags of any command (absent flags are skipped)."""
+    import math
+
+    from gm.config import MAX_SEED
+
+    def whole(flag: str, value: int | None, lo: int, hi: int) -> None:
+        if value is not None and not lo <= value <= hi:
+            shown = value if abs(value) < 10 ** 15 else f"a {len(str(abs(value)))}-digit number"
+            raise GMError(f"{flag} must be {'at least ' + str(lo) if value < lo else f'at most {hi:,}'}; "
+                          f"got {shown}.")
+
+    whole("--steps", getattr(args, "steps", None), 1, _MAX_STEPS)
+    epochs = getattr(args, "epochs", None)
+    if epochs is not None and not (math.isfinite(epochs) and 0 < epochs <= _MAX_EPOCHS):
+        raise GMError(f"--epochs must be a positive number of at most {_MAX_EPOCHS:,.0f}; got {epochs}.")
+    whole("--batch-size", getattr(args, "batch_size", None), 1, 2 ** 31)
+    whole("--n", getattr(args, "n", None), 1, _MAX_IMAGES)
+    whole("--nrow", getattr(args, "nrow", None), 1, _MAX_IMAGES)
+    whole("--seed", getattr(args, "seed", None), 0, MAX_SEED)
+    whole("--real-seed", getattr(args, "real_seed", None), 0, MAX_SEED)
+
+
+def _check_evaluation_memory(args: argparse.Namespace) -> None:
+    """`fid`, `eval` and `stats` keep n images (and, for eval, the k-NN blocks of precision/recall):
+    refuse an --n that cannot fit before any sampling starts (gm.limits)."""
+    if args.command not in ("fid", "eval", "stats") or getattr(args, "n", None) is None:
+        return
+    from gm import limits
+    from gm.device import resolve_device
+    limits.check_evaluation(args.n, resolve_device(args.device), knn=args.command == "eval")
+
+
+def _environment_error(exc: BaseException) -> str | None:
+    """One sentence for a full disk, a read-only folder and the like, which a user fixes outside gm.
+    safetensors reports them as its own SafetensorError, not as an OSError."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or exc}{where}; free some disk space or choose a writable location, then retry."
+    if type(exc).__name__ == "SafetensorError":
+        text = str(exc)
+        if "StorageFull" in text or "No space" in text:
+            return "No space left on device while writing a safetensors file; free some disk space, then retry."
+        return f"A safetensors file could not be read or written ({text.splitlines()[0][:200]})."
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -290,9 +344,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return EXIT_USER_ERROR
+        check_values(args)
+        _check_evaluation_memory(args)
         return COMMANDS[args.command](args)
     except GMError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:
+        message = _environment_error(exc)
+        if message is None:
+            raise  # a bug: keep the traceback
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -8,11 +8,15 @@ read the same metadata.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from gm.errors import GMError
+
+MAX_SEED = 2 ** 32 - 1   # numpy's limit; torch's generators take it, and seed x 1,000,003 + epoch stays in 64 bits
+MAX_INT = 2 ** 53        # a larger whole number (a 25-digit --steps) is a typo, and overflows torch's int64
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
@@ -27,7 +31,7 @@ class TrainConfig:
     """Fields every model shares: batching, seeding and how often to log, sample and checkpoint."""
 
     batch_size: int = option(64, "Images per training step.", min=1, max=4096)
-    seed: int = option(0, "Seed for weights, data order and sampling noise.", min=0)
+    seed: int = option(0, "Seed for weights, data order and sampling noise.", min=0, max=MAX_SEED)
     log_every: int = option(10, "Log metrics (mean over the window) every this many steps.", min=1)
     sample_every: int = option(500, "Save a sample grid every this many steps (and at the end).", min=1)
     checkpoint_every: int = option(1000, "Checkpoint every this many steps (and at the end/stop).", min=1)
@@ -85,18 +89,20 @@ def _coerce(name: str, typ: type, value: Any) -> Any:
         if typ is int:
             if isinstance(value, bool):
                 raise ValueError
-            if isinstance(value, float) and not value.is_integer():
+            if isinstance(value, float) and not value.is_integer():  # also NaN and +-inf
                 raise ValueError
-            return int(str(value)) if isinstance(value, str) else int(value)
+            if isinstance(value, str) and len(value.strip()) > 30:
+                raise ValueError  # int() of a 100,000-digit string takes seconds (and is never meant)
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
         if typ is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or (isinstance(value, str) and len(value.strip()) > 60):
                 raise ValueError
-            out = float(value)
-            return out
+            return float(value)
         if typ is str:
             return str(value)
     except (TypeError, ValueError):
-        raise GMError(f"'{name}' must be a {typ.__name__}, got {value!r}.") from None
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "...'"
+        raise GMError(f"'{name}' must be a {typ.__name__}, got {shown}.") from None
     return value
 
 
@@ -105,12 +111,15 @@ def _check(config_cls: type, f: dataclasses.Field, value: Any) -> None:
     if meta.get("choices") is not None and value not in meta["choices"]:
         raise GMError(f"'{f.name}' must be one of {', '.join(map(str, meta['choices']))}; got {value!r}.")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value != value:  # NaN
-            raise GMError(f"'{f.name}' must be a number, got NaN.")
+        if isinstance(value, float) and not math.isfinite(value):  # nan, inf: never a setting
+            raise GMError(f"'{f.name}' must be a finite number; got {value}.")
+        shown = value if abs(value) < 10 ** 15 else f"a {len(str(int(abs(value))))}-digit number"
         if meta.get("min") is not None and value < meta["min"]:
-            raise GMError(f"'{f.name}' must be at least {meta['min']}; got {value}.")
+            raise GMError(f"'{f.name}' must be at least {meta['min']}; got {shown}.")
         if meta.get("max") is not None and value > meta["max"]:
-            raise GMError(f"'{f.name}' must be at most {meta['max']}; got {value}.")
+            raise GMError(f"'{f.name}' must be at most {meta['max']}; got {shown}.")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise GMError(f"'{f.name}' must be at most {MAX_INT:,}; got {shown}.")
 
 
 def from_dict(config_cls: type, values: dict[str, Any], *, model: str = "") -> Any:

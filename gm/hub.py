@@ -10,9 +10,9 @@ A Hub repo made by `push` holds a flat export of a run:
     metrics.jsonl       the training log (optional, --no-metrics leaves it out)
 
 `pull` downloads only .safetensors/.json/.png/.md/.jsonl files, refuses repos that offer pickled
-weights only (.bin/.pt/.pth/.pkl/.ckpt), validates config.json against the model's dataclass, checks
-that the weights fit the model, then writes an ordinary run folder `<runs-dir>/<name>/` (status
-finished), so the CLI and every page of the app use it like a local run. Tokens come from `HF_TOKEN`
+weights only (.bin/.pt/.pth/.pkl/.ckpt), validates config.json against its schema
+(gm.runs.schema.HUB_CONFIG: types, a step >= 0) and the model's dataclass, checks that the weights fit
+the model and are finite, then writes an ordinary run folder `<runs-dir>/<name>/` (status finished), so the CLI and every page of the app use it like a local run. Tokens come from `HF_TOKEN`
 or `--token` and are never written into a run folder.
 """
 
@@ -57,7 +57,11 @@ def run_name_for(repo_id: str, revision: str | None = None) -> str:
     return check_run_name(name.lstrip(".-")[:100])
 
 
-def _token(token: str | None) -> str | None:
+def _token(token: str | bool | None) -> str | bool | None:
+    """A typed token as given; False for none at all (the app: never $HF_TOKEN nor the saved login,
+    which belong to the server); None: $HF_TOKEN, else huggingface_hub's saved login (the CLI)."""
+    if token is False:
+        return False
     return token or os.environ.get("HF_TOKEN") or None
 
 
@@ -144,12 +148,12 @@ config and is validated against the model's dataclass on load.
 # ---- push ---------------------------------------------------------------------------------------
 def stage(run_dir: str | Path, dest: Path, repo_id: str, *, include_metrics: bool = True) -> Path:
     """Write the flat export of a run into `dest` (what `push` uploads)."""
-    from gm.runs.checkpoint import latest_checkpoint
+    from gm.runs.checkpoint import latest_good_checkpoint
     from gm.runs.folder import RunFolder
 
     run = RunFolder.open(run_dir)
     cfg = run.read_config()
-    found = latest_checkpoint(run.checkpoints_dir)
+    found = latest_good_checkpoint(run.checkpoints_dir)
     if found is None:
         raise GMError(f"Run '{run.name}' has no checkpoint yet; train it before pushing.")
     step, ckpt = found
@@ -158,16 +162,27 @@ def stage(run_dir: str | Path, dest: Path, repo_id: str, *, include_metrics: boo
     public = {k: v for k, v in cfg.items() if k not in ("data_dir", "weights_only", "pretrained")}  # a local path says nothing
     public["step"] = step
     (dest / "config.json").write_text(json.dumps(public, indent=2), encoding="utf-8")
-    grids = run.sample_grids()
+    grids = run.sample_grids()  # readable PNGs only
     if grids:
         shutil.copyfile(grids[-1][1], dest / "samples.png")
-    evals = run.read_eval()
+    evals = run.read_eval()  # valid lines only: a damaged line is not published
     if evals:
-        shutil.copyfile(run.path / "eval.jsonl", dest / "eval.jsonl")
+        _write_lines(dest / "eval.jsonl", evals)
     if include_metrics and run.metrics_path.is_file():
-        shutil.copyfile(run.metrics_path, dest / "metrics.jsonl")
+        _write_lines(dest / "metrics.jsonl", run.read_metrics())
     (dest / "README.md").write_text(model_card(cfg, evals, repo_id, step), encoding="utf-8")
     return dest
+
+
+def _write_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def _copy_lines(src: Path, dest: Path, check) -> None:
+    """Copy a JSON-lines file keeping only the lines valid under `check` (gm.runs.schema)."""
+    from gm.runs.schema import parse_line
+    records = [r for r in (parse_line(line, check) for line in src.read_bytes().split(b"\n")) if r is not None]
+    _write_lines(dest, records)
 
 
 def push(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
@@ -198,41 +213,48 @@ def refuse_pickles(files: list[str], repo_id: str) -> None:
     raise GMError(f"Hub repo '{repo_id}' has no model.safetensors; it is not a gm model.")
 
 
-def import_export(src: Path, runs_dir: str | Path, name: str) -> Path:
-    """Check a downloaded flat export and turn it into a run folder `<runs_dir>/<name>/`."""
+def import_export(src: Path, runs_dir: str | Path, name: str, *, origin: str | None = None) -> Path:
+    """Check a downloaded flat export and turn it into a run folder `<runs_dir>/<name>/`.
+
+    Every file is checked before anything is written (gm.runs.schema.HUB_CONFIG for config.json, a
+    step >= 0, weights that fit the model and are finite, a readable samples.png; metrics and eval
+    lines that are not valid are left out), and the run folder appears complete or not at all.
+    """
+    import torch
     from safetensors.torch import load_file
 
     from gm.config import from_dict, to_dict
     from gm.models.base import DataInfo
     from gm.registry import get_spec
+    from gm.runs import schema
     from gm.runs.atomic import write_json_atomic
     from gm.runs.checkpoint import save_checkpoint
-    from gm.runs.folder import RunFolder, check_run_name
+    from gm.runs.folder import RunFolder, check_run_name, readable_png
 
     check_run_name(name)
+    owner = f"the download of '{origin or name}'"
     files = [p for p in src.rglob("*") if p.is_file() and ".cache" not in p.parts]
     bad = [p.name for p in files if not p.name.endswith(ALLOWED)]
     if bad:
         raise GMError(f"Refusing the download: {bad[0]} is not one of {', '.join(ALLOWED)}.")
     if not (src / "config.json").is_file() or not (src / "model.safetensors").is_file():
-        refuse_pickles([p.name for p in files], name)
+        refuse_pickles([p.name for p in files], origin or name)
         raise GMError("The download has no config.json; it is not a gm model.")
-    try:
-        cfg = json.loads((src / "config.json").read_text(encoding="utf-8"))
-    except ValueError:
-        raise GMError("config.json of the download is not valid JSON.") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("config"), dict):
-        raise GMError("config.json of the download has no 'config' section; it is not a gm run config.")
-    spec = get_spec(str(cfg.get("model", "?")))
+    cfg = schema.read_file(schema.HUB_FILE, src / "config.json", owner=owner, folder=src)
+    spec = get_spec(cfg["model"])
     config = from_dict(spec.config_cls, cfg["config"], model=spec.name)  # unknown keys, bad values: GMError
-    meta = cfg.get("data_shape")
-    if not isinstance(meta, dict) or "image_shape" not in meta:
-        raise GMError("config.json of the download lacks data_shape; re-push it with a current gm.")
+    info = DataInfo.from_run_config(cfg)
     try:
         weights = load_file(str(src / "model.safetensors"))
     except Exception as exc:
-        raise GMError(f"model.safetensors of the download cannot be read ({type(exc).__name__}).") from None
-    model = spec.build_model(config, DataInfo.from_run_config(cfg))
+        raise GMError(f"model.safetensors of {owner} cannot be read ({type(exc).__name__}); it is damaged or "
+                      f"not a safetensors file.") from None
+    broken = next((k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())),
+                  None)
+    if broken is not None:
+        raise GMError(f"model.safetensors of {owner} holds NaN or infinite values in '{broken}'; the model "
+                      f"diverged before it was pushed, so it cannot sample.")
+    model = spec.build_model(config, info)
     model.load_weights(weights)  # strict: wrong shapes or missing parts raise GMError
 
     runs_dir = Path(runs_dir)
@@ -244,22 +266,41 @@ def import_export(src: Path, runs_dir: str | Path, name: str) -> Path:
     step = int(cfg.get("step") or 0)
     tmp = runs_dir / f".pull-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "samples").mkdir(parents=True)
-    local = {k: v for k, v in cfg.items() if k != "step"}
-    local.update({"config": to_dict(config), "device": "auto", "data_dir": None, "weights_only": True})
-    write_json_atomic(tmp / "config.json", local)
-    save_checkpoint(tmp / "checkpoints", step, weights, {})
-    if (src / "samples.png").is_file():
-        shutil.copyfile(src / "samples.png", tmp / "samples" / f"step-{step}.png")
-    for extra in ("metrics.jsonl", "eval.jsonl", "README.md"):
-        if (src / extra).is_file():
-            shutil.copyfile(src / extra, tmp / extra)
-    if not (tmp / "metrics.jsonl").exists():
-        (tmp / "metrics.jsonl").touch()
-    RunFolder(tmp).write_state(status="finished", step=step, total_steps=step, epoch=0.0, error=None,
-                               last_checkpoint=f"step-{step}", source="hub")
-    os.replace(tmp, dest)
+    try:
+        (tmp / "samples").mkdir(parents=True)
+        local = {k: v for k, v in cfg.items() if k != "step"}
+        local.update({"config": to_dict(config), "device": "auto", "data_dir": None, "weights_only": True})
+        write_json_atomic(tmp / "config.json", local)
+        save_checkpoint(tmp / "checkpoints", step, weights, {})
+        if (src / "samples.png").is_file() and readable_png(src / "samples.png"):
+            shutil.copyfile(src / "samples.png", tmp / "samples" / f"step-{step}.png")
+        for extra, check in (("metrics.jsonl", schema.metrics_record), ("eval.jsonl", schema.eval_record)):
+            if (src / extra).is_file():
+                _copy_lines(src / extra, tmp / extra, check)
+        if (src / "README.md").is_file():
+            shutil.copyfile(src / "README.md", tmp / "README.md")
+        if not (tmp / "metrics.jsonl").exists():
+            (tmp / "metrics.jsonl").touch()
+        RunFolder(tmp).write_state(status="finished", step=step, total_steps=step, epoch=0.0, error=None,
+                                   last_checkpoint=f"step-{step}", source="hub")
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)  # never a half-written run folder
+        if isinstance(exc, Exception) and not isinstance(exc, GMError):
+            raise GMError(_write_failure(exc, runs_dir)) from None
+        raise
     return dest
+
+
+def _write_failure(exc: Exception, runs_dir: Path) -> str:
+    """A full disk or a read-only runs dir while writing the pulled run (safetensors reports those
+    as its own SafetensorError, not as an OSError)."""
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError):
+        text = exc.strerror or text
+    elif "StorageFull" in text or "No space" in text:
+        text = "No space left on device"
+    return f"Cannot write the pulled run into {runs_dir} ({text}); free some disk space or choose another --runs-dir."
 
 
 def pull(repo_id: str, *, revision: str | None = None, runs_dir: str | Path | None = None,
@@ -285,4 +326,11 @@ def pull(repo_id: str, *, revision: str | None = None, runs_dir: str | Path | No
             raise
         except Exception as exc:
             raise _network_error(exc, repo_id) from None
-        return import_export(src, runs_dir, name)
+        try:
+            return import_export(src, runs_dir, name, origin=repo_id)
+        except GMError:
+            raise
+        except Exception as exc:  # a malformed download that slipped past the checks: one sentence
+            raise GMError(f"The download of '{repo_id}' is not a usable gm model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}); ask its owner to "
+                          f"re-push it with `python -m gm push`.") from None

@@ -107,10 +107,10 @@ def half_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def export_run(src: str | Path, dest: str | Path, *, seconds: float, device: str) -> RunFolder:
     """Copy a finished training run into a slim pretrained run folder (fp16 weights, no optimizer)."""
-    from gm.runs.checkpoint import latest_checkpoint
+    from gm.runs.checkpoint import latest_good_checkpoint
 
     src_run = RunFolder.open(src)
-    found = latest_checkpoint(src_run.checkpoints_dir)
+    found = latest_good_checkpoint(src_run.checkpoints_dir)
     if found is None:
         raise GMError(f"Run '{src_run.name}' has no checkpoint to export.")
     step, ckpt = found

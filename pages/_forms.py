@@ -11,10 +11,12 @@ from gm.config import TrainConfig, describe, fields_of
 from pages._ui import lang, t
 
 
-def config_widgets(config_cls: type, values: dict[str, Any], key: str) -> dict[str, Any]:
-    """Render widgets for every UI field; returns {field: value}. Common training fields go last."""
+def config_widgets(config_cls: type, values: dict[str, Any], key: str,
+                   caps: dict[str, float] | None = None) -> dict[str, Any]:
+    """Render widgets for every UI field; returns {field: value}. Common training fields go last.
+    `caps` lowers some fields' maxima (the hosted demo's width and batch size)."""
     common = {f.name for f in fields_of(TrainConfig)}
-    fields = [f for f in describe(config_cls) if f["ui"]]
+    fields = [_capped(f, (caps or {}).get(f["name"])) for f in describe(config_cls) if f["ui"]]
     out: dict[str, Any] = {}
     model_fields = [f for f in fields if f["name"] not in common]
     train_fields = [f for f in fields if f["name"] in common]
@@ -36,8 +38,25 @@ def field_help(name: str, english: str) -> str:
     return i18n.catalog(lang()).get(f"config.{name}", english)
 
 
+def _capped(f: dict[str, Any], cap: float | None) -> dict[str, Any]:
+    if cap is None or f["type"] not in ("int", "float"):
+        return f
+    return {**f, "max": cap if f["max"] is None else min(f["max"], cap)}
+
+
+def _within(f: dict[str, Any], value: Any) -> Any:
+    """A default inside the field's bounds (a number_input refuses a value above its maximum)."""
+    if f["type"] in ("int", "float") and isinstance(value, (int, float)):
+        if f["max"] is not None and value > f["max"]:
+            value = f["max"]
+        if f["min"] is not None and value < f["min"]:
+            value = f["min"]
+    return value
+
+
 def _widget(f: dict[str, Any], value: Any, key: str) -> Any:
     label, help_text, wkey = f["name"], field_help(f["name"], f["help"]), f"{key}.{f['name']}"
+    value = _within(f, value)
     if f["choices"]:
         choices = list(f["choices"])
         return st.selectbox(label, choices, index=choices.index(value) if value in choices else 0,

@@ -15,6 +15,7 @@ import streamlit as st
 
 import gm
 from gm import i18n
+from gm.demo import DemoLimits, DemoPolicy, demo_enabled
 from gm.errors import GMError
 from gm.images import to_png_bytes
 from gm.runs.folder import RunFolder, default_runs_dir, list_runs
@@ -139,6 +140,11 @@ def run_app() -> None:
     """The whole app: page config, navigation over pages/, the shared sidebar, the chosen page."""
     st.set_page_config(page_title="gm — generative models lab", page_icon="🧪", layout="wide")
     apply_language_style()
+    try:
+        visit()
+    except GMError as exc:  # e.g. a malformed GM_DEMO_* variable: the operator's one sentence
+        st.error(str(exc))
+        st.stop()
     navigation = st.navigation([st.Page(path, title=t(f"nav.{name}"), icon=icon, default=i == 0,
                                         url_path=name if i else None)
                                 for i, (path, name, icon) in enumerate(PAGES)])
@@ -165,8 +171,52 @@ def entered_through_app() -> None:
 
 @st.cache_resource(show_spinner=False)
 def manager() -> JobManager:
-    """One job manager per server process, shared by every browser tab (thread-safe)."""
-    return JobManager(max_per_device=1)
+    """One job manager per server process, shared by every browser tab (thread-safe). In the hosted
+    demo it trains GM_DEMO_MAX_RUNNING jobs at once; pages reach it through policy()."""
+    limits = demo_limits()
+    return JobManager(max_per_device=limits.max_running if limits else 1)
+
+
+def _session_connected(session_id: str) -> bool:
+    """Whether a browser session is still connected to this server (thread-safe in Streamlit)."""
+    from streamlit.runtime import Runtime
+    return Runtime.exists() and Runtime.instance().is_active_session(session_id)
+
+
+@st.cache_resource(show_spinner=False)
+def policy() -> DemoPolicy:
+    """Who owns which job and what a visitor may start (gm.demo): one per server process. Outside
+    the hosted demo it passes everything through (every tab sees and drives every job)."""
+    rules = DemoPolicy(manager(), demo_limits(), connected=_session_connected)
+    rules.start_reaper()
+    return rules
+
+
+def owner() -> str:
+    """This browser session's visitor token: random, kept in its session state, never shown."""
+    token = st.session_state.get("demo.owner")
+    if not token:
+        token = st.session_state["demo.owner"] = DemoPolicy.new_owner()
+    return token
+
+
+def visit() -> None:
+    """Mark this visitor as present and stop the jobs of visitors gone too long (every page run
+    and every poll calls this; the policy's reaper thread does the same when nobody visits)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    rules = policy()
+    rules.touch(owner(), ctx.session_id if ctx is not None else None)
+    rules.reap()
+
+
+def jobs() -> list:
+    """The jobs this session may see: every job, or in the hosted demo only its own."""
+    return policy().jobs(owner())
+
+
+def find_job(run: RunFolder):
+    return policy().find(owner(), run.path)
 
 
 @st.cache_resource(show_spinner=False)
@@ -180,18 +230,23 @@ def runs_dir() -> Path:
     return default_runs_dir()
 
 
-DEMO_MAX_FID_N = 2000
+DEMO_MAX_FID_N = DemoLimits().max_fid_n
 
 
 def demo_mode() -> bool:
-    """GM_DEMO=1 (the hosted demo's Docker image): CPU-safe limits."""
-    import os
-    return os.environ.get("GM_DEMO", "").strip().lower() in ("1", "true", "yes", "on")
+    """GM_DEMO=1 (the hosted demo's Docker image): visitors own their jobs, caps, no Hub push."""
+    return demo_enabled()
+
+
+def demo_limits() -> DemoLimits | None:
+    """The hosted demo's caps (GM_DEMO_* variables), or None outside demo mode."""
+    return DemoLimits.from_env() if demo_enabled() else None
 
 
 def fid_sizes() -> list[int]:
     sizes = [500, 1000, 2000, 5000, 10000]
-    return [n for n in sizes if n <= DEMO_MAX_FID_N] if demo_mode() else sizes
+    limits = demo_limits()
+    return [n for n in sizes if n <= limits.max_fid_n] if limits else sizes
 
 
 def pretrained_runs() -> list[RunFolder]:
@@ -207,20 +262,64 @@ def is_pretrained(run: RunFolder) -> bool:
         return False
 
 
+def visible(run: RunFolder) -> bool:
+    """Pretrained runs always; local runs outside the hosted demo, or there this visitor's own."""
+    return is_pretrained(run) or policy().may_see(owner(), run.path)
+
+
+def local_runs() -> list[RunFolder]:
+    """The runs folder's runs this session may see, oldest first."""
+    rules, me = policy(), owner()
+    return [r for r in list_runs(runs_dir()) if rules.may_see(me, r.path)]
+
+
 def all_runs() -> list[RunFolder]:
     """The shipped pretrained runs first, then the local runs (so the newest local run is the default)."""
-    return pretrained_runs() + list_runs(runs_dir())
+    return pretrained_runs() + local_runs()
+
+
+def task_key(run: RunFolder) -> str:
+    """The background-evaluation key of a run: its folder, or in the hosted demo the visitor's
+    token too, so a visitor never sees (or cancels) another one's evaluation."""
+    return f"{owner()}|{run.path}" if demo_mode() else str(run.path)
+
+
+def start_tasks(batch: list[tuple[str, str, Callable]]) -> None:
+    """Start background evaluations, each (key, label, fn). In the hosted demo a visitor runs one
+    batch at a time (the box is shared): while an earlier one is still going, a new one is refused."""
+    runner = tasks()
+    if demo_mode():
+        keys = [key for key, _, _ in batch]
+        mine = [k for k in st.session_state.get("demo.tasks", []) if runner.get(k) and runner.get(k).active]
+        if any(k not in keys for k in mine):
+            raise GMError(t("demo.one_evaluation"))
+        st.session_state["demo.tasks"] = keys
+    for key, label, fn in batch:
+        runner.start(key, label, fn)
+
+
+def records_evaluations(run: RunFolder) -> bool:
+    """Whether an evaluation is appended to the run's eval.jsonl: not for the shipped pretrained
+    runs in the hosted demo (they are shared and read-only there)."""
+    return not (demo_mode() and is_pretrained(run))
+
+
+def run_status_label(run: RunFolder) -> str:
+    """The run's status in words, or "damaged: <file> <what>" when its config.json or state.json is
+    damaged (gm.runs.schema): listings show that run so and keep working for the others."""
+    damage = run.damage()
+    if damage is not None:
+        return f"{t('app.damaged')}: {damage.reason}"
+    return t(f"status.{run.read_state()['status']}")
 
 
 def run_label(run: RunFolder) -> str:
-    try:
-        cfg = run.read_config()
-    except GMError:
-        return f"{run.name} ({t('app.damaged')})"
-    state = run.read_state()
+    status = run_status_label(run)
+    if run.damage() is not None:
+        return f"{run.name} · {status}"
     if is_pretrained(run):
         return f"{t('app.pretrained')} · {run.name}"
-    return f"{run.name} · {cfg.get('model', '?')} · {t('status.' + str(state.get('status', '?')))}"
+    return f"{run.name} · {run.read_config()['model']} · {status}"
 
 
 def sidebar() -> None:
@@ -238,18 +337,24 @@ def sidebar() -> None:
         pending = st.session_state.pop("run_pending", None)  # set before a rerun (e.g. a Hub pull)
         if pending in paths:
             st.session_state["run"] = pending
-        if st.session_state.get("run") not in paths:
-            st.session_state["run"] = paths[-1]
+        damage = {str(r.path): r.damage() for r in runs}
+        if st.session_state.get("run") not in paths:  # the newest run that is not damaged
+            st.session_state["run"] = next((p for p in reversed(paths) if damage[p] is None), paths[-1])
         labels = {str(r.path): run_label(r) for r in runs}
-        localized(st.selectbox, t("app.current_run"), paths, key="run", format_func=lambda p: labels.get(p, p),
-                  label_visibility="collapsed")
+        chosen = localized(st.selectbox, t("app.current_run"), paths, key="run",
+                           format_func=lambda p: labels.get(p, p), label_visibility="collapsed")
+        if damage.get(chosen) is not None:  # pages then show no run (current_run() is None)
+            st.warning(str(damage[chosen]))
 
 
 def current_run() -> RunFolder | None:
     path = st.session_state.get("run")
     if not path or not (Path(path) / "config.json").is_file():
         return None
-    return RunFolder(path)
+    run = RunFolder(path)
+    if run.damage() is not None:  # the sidebar says why; every page then shows its "no run" state
+        return None
+    return run if visible(run) else None
 
 
 def select_run(path: str | Path) -> None:
@@ -259,15 +364,16 @@ def select_run(path: str | Path) -> None:
 
 
 def weights_only(run: RunFolder) -> bool:
-    """Pretrained and Hub-pulled runs: weights without optimizer state, so they cannot be resumed."""
-    try:
-        return bool(run.read_config().get("weights_only"))
-    except GMError:
-        return False
+    """Pretrained and Hub-pulled runs: weights without optimizer state, so they cannot be resumed.
+    A damaged run (gm.runs.schema) cannot be resumed either and counts as such, so lists of
+    resumable runs never read its state."""
+    if run.damage() is not None:
+        return True
+    return bool(run.read_config().get("weights_only"))
 
 
 def is_active(run: RunFolder) -> bool:
-    job = manager().find(run.path)
+    job = find_job(run)
     return job is not None and job.active
 
 

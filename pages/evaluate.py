@@ -31,15 +31,16 @@ def inception_ready() -> tuple[bool, str]:
 
 # ---- start an evaluation ------------------------------------------------------------------------
 runner = ui.tasks()
-key = str(run.path)
+key = ui.task_key(run)   # in the hosted demo: this visitor's evaluation of the run, nobody else's
 with st.container(border=True):
     st.markdown(f"**{t('evaluate.measure_heading')}**")
     ready, why = inception_ready()
     c1, c2, c3 = st.columns([2, 2, 1])
     n = int(c1.select_slider(t("evaluate.images"), ui.fid_sizes(), value=1000, key="ev.n",
                              help=t("evaluate.images_help")))
-    if ui.demo_mode():
-        c1.caption(t("evaluate.demo_limit", n=ui.DEMO_MAX_FID_N))
+    limits = ui.demo_limits()
+    if limits is not None:
+        c1.caption(t("evaluate.demo_limit", n=limits.max_fid_n))
     with_inception = c2.toggle(t("evaluate.with_inception"), value=False, disabled=not ready, key="ev.inc",
                                help=t("evaluate.with_inception_help"))
     if not ready:
@@ -47,7 +48,7 @@ with st.container(border=True):
     if c3.button(t("evaluate.estimate"), key="ev.estimate"):
         with ui.user_errors():
             from gm.metrics.evaluate import estimate
-            est = estimate(key, n=n, features="inception" if with_inception else "classifier")
+            est = estimate(str(run.path), n=n, features="inception" if with_inception else "classifier")
             st.info(t("evaluate.estimated", seconds=est["seconds"], images=est["images"],
                       rate=est["images_per_second"],
                       real=t("evaluate.real_cached" if est["real_cached"] else "evaluate.real_computed")))
@@ -56,11 +57,13 @@ with st.container(border=True):
     if start:
         from gm.metrics.evaluate import evaluate
 
-        def job(progress, cancel, path=key, n=n, inception=with_inception):
-            return evaluate(path, n=n, inception=inception, progress=progress, cancel=cancel)
+        record = ui.records_evaluations(run)
+
+        def job(progress, cancel, path=str(run.path), n=n, inception=with_inception, record=record):
+            return evaluate(path, n=n, inception=inception, progress=progress, cancel=cancel, record=record)
 
         with ui.user_errors():
-            runner.start(key, f"evaluate {run.name}", job)
+            ui.start_tasks([(key, f"evaluate {run.name}", job)])
             st.rerun()
 
 

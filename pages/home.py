@@ -14,42 +14,71 @@ st.markdown(t("home.start_steps"))
 if st.button(t("home.open_walkthrough"), icon=":material/school:", key="home.walkthrough"):
     st.switch_page("pages/walkthrough.py")
 
-st.subheader(t("home.models_heading"))
-runs = ui.all_runs()  # shipped pretrained runs first: a local run of the same model replaces its grid
-latest_by_model = {}
-for run in runs:
+
+def showcase() -> dict:
+    """Model name -> its shipped pretrained run (the one named after the model when a model ships
+    several). Only the shipped runs: a local or a visitor's run, aborted or not, never replaces them."""
+    out: dict = {}
+    for run in ui.pretrained_runs():
+        try:
+            model = run.read_config().get("model")
+        except Exception:
+            continue
+        if model not in out or run.name == model:
+            out[model] = run
+    return out
+
+
+def newest_grid(run):
     try:
-        latest_by_model[run.read_config().get("model")] = run
-    except Exception:
-        continue
+        grids = run.sample_grids()
+    except Exception:  # an unreadable samples folder hides the grid, never the page
+        return None
+    return grids[-1] if grids else None
+
+
+def local_grids(runs: list) -> None:
+    """The newest sample grid of the latest local runs, in their own section below the table."""
+    found = [(run, grid) for run in reversed(runs) for grid in [newest_grid(run)] if grid][:6]
+    if not found:
+        return
+    st.markdown(f"**{t('home.local_grids')}**")
+    cols = st.columns(min(3, len(found)))
+    for i, (run, (step, path)) in enumerate(found):
+        cols[i % len(cols)].image(str(path), caption=t("home.grid_caption", who=run.name, step=step),
+                                  width="stretch", output_format="PNG")
+
+
+st.subheader(t("home.models_heading"))
+shipped = showcase()
 cols = st.columns(3)
 for i, spec in enumerate(MODELS.values()):
     with cols[i % 3].container(border=True):
         st.markdown(f"**{spec.name}** · {spec.dataset}")
         st.caption(t(f"model.{spec.name}"))
-        run = latest_by_model.get(spec.name)
-        grids = run.sample_grids() if run else []
-        if grids:
-            who = t("app.pretrained") if ui.is_pretrained(run) else run.name
-            st.image(str(grids[-1][1]), caption=t("home.grid_caption", who=who, step=grids[-1][0]),
+        run = shipped.get(spec.name)
+        grid = newest_grid(run) if run else None
+        if grid:
+            st.image(str(grid[1]), caption=t("home.grid_caption", who=t("app.pretrained"), step=grid[0]),
                      width="stretch", output_format="PNG")
 
 st.subheader(t("home.runs_heading"))
-runs = [r for r in runs if not ui.is_pretrained(r)]
+if ui.demo_mode():
+    st.caption(t("demo.your_runs"))
+runs = ui.local_runs()   # in the hosted demo: this visitor's own runs only
 if not runs:
     st.info(t("home.no_runs"))
 else:
     rows = []
     for run in runs:
-        state = run.read_state()
-        try:
-            model = run.read_config().get("model", "?")
-        except Exception:
-            model = "?"
+        damage = run.damage()  # a damaged run is listed as such; the other rows are unaffected
+        state = run.read_state() if damage is None else {}
+        model = run.read_config()["model"] if damage is None or damage.file != "config.json" else "?"
         rows.append({t("home.col_run"): run.name, t("home.col_model"): model,
-                     t("home.col_status"): t(f"status.{state.get('status')}"), t("home.col_step"): state.get("step"),
+                     t("home.col_status"): ui.run_status_label(run), t("home.col_step"): state.get("step"),
                      t("home.col_of"): state.get("total_steps"), t("home.col_updated"): state.get("updated")})
     st.dataframe(ui.table_rows(rows), hide_index=True, width="stretch")
+    local_grids(runs)
 
 st.subheader(t("home.hub_heading"))
 st.caption(t("home.hub_intro"))
@@ -58,23 +87,43 @@ with hub_pull.form("hub.pull"):
     st.markdown(f"**{t('home.hub_load')}**")
     repo = st.text_input(t("home.hub_repo"), placeholder="owner/name", key="hub.pull.repo")
     revision = st.text_input(t("home.hub_revision"), key="hub.pull.rev")
+    pull_token = st.text_input(t("home.hub_pull_token"), type="password", key="hub.pull.token")
     if st.form_submit_button(t("home.hub_load_button"), icon=":material/download:") and repo:
         with ui.user_errors(), st.spinner(t("home.hub_downloading")):
-            from gm.hub import pull
-            path = pull(repo.strip(), revision=revision.strip() or None, runs_dir=ui.runs_dir())
+            from gm.hub import pull, run_name_for
+            name = None
+            if ui.demo_mode():  # visitors pulling the same repo each get their own run folder
+                import secrets
+                name = f"{run_name_for(repo.strip(), revision.strip() or None)[:90]}-{secrets.token_hex(3)}"
+            # Only a token typed here: False tells the Hub client to send none (never $HF_TOKEN or
+            # the server's cached login).
+            path = pull(repo.strip(), revision=revision.strip() or None, runs_dir=ui.runs_dir(), name=name,
+                        token=pull_token.strip() or False)
+            ui.policy().claim(ui.owner(), path)
             ui.select_run(path)
             st.toast(t("home.hub_loaded", repo=repo, name=path.name))
             st.rerun()
 current = ui.current_run()
-with hub_push.form("hub.push"):
-    st.markdown(f"**{t('home.hub_push')}**")
-    st.caption(t("home.hub_current", name=current.name if current else t("home.none")))
-    target = st.text_input(t("home.hub_repo"), placeholder="you/gm-" + (current.name if current else "run"),
-                           key="hub.push.repo")
-    token = st.text_input(t("home.hub_token"), type="password", key="hub.push.token")
-    private = st.checkbox(t("home.hub_private"), key="hub.push.private")
-    if st.form_submit_button(t("home.hub_push_button"), icon=":material/upload:", disabled=current is None) and target:
-        with ui.user_errors(), st.spinner(t("home.hub_uploading")):
-            from gm.hub import push
-            url = push(current.path, target.strip(), private=private, token=token or None)
-            st.success(t("home.hub_pushed", url=url))
+if ui.demo_mode():
+    with hub_push.container(border=True):
+        st.markdown(f"**{t('home.hub_push')}**")
+        st.caption(t("demo.no_push"))
+else:
+    with hub_push.form("hub.push"):
+        st.markdown(f"**{t('home.hub_push')}**")
+        st.caption(t("home.hub_current", name=current.name if current else t("home.none")))
+        target = st.text_input(t("home.hub_repo"), placeholder="you/gm-" + (current.name if current else "run"),
+                               key="hub.push.repo")
+        token = st.text_input(t("home.hub_token"), type="password", key="hub.push.token")
+        private = st.checkbox(t("home.hub_private"), key="hub.push.private")
+        pushed = st.form_submit_button(t("home.hub_push_button"), icon=":material/upload:", disabled=current is None)
+    if pushed and target:
+        # The app pushes only with the token typed into this form, never $HF_TOKEN or the server's
+        # cached login: whoever opens the app must not publish with the host's credentials.
+        if not token.strip():
+            hub_push.error(t("home.hub_token_needed"))
+        else:
+            with ui.user_errors(), st.spinner(t("home.hub_uploading")):
+                from gm.hub import push
+                url = push(current.path, target.strip(), private=private, token=token.strip())
+                hub_push.success(t("home.hub_pushed", url=url))

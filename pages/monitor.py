@@ -34,11 +34,12 @@ def history() -> MetricsHistory:
 
 @st.fragment(run_every=ui.POLL_SECONDS if ui.is_active(run) else None)
 def live() -> None:
+    ui.visit()  # a poll is a sign of life: the visitor's jobs keep running
     hist = history()
     hist.update()
     records = hist.records
     state = run.read_state()
-    job = ui.manager().find(run.path)
+    job = ui.find_job(run)
     step, total = state.get("step", 0), state.get("total_steps") or 0
     if job is not None:
         step, total = job.step, job.total_steps

@@ -11,15 +11,19 @@ t = ui.translator()
 
 st.title(t("train.title"))
 
-manager = ui.manager()
+# Every start and every button goes through the policy: in the hosted demo it refuses another
+# visitor's job and anything over the caps, whatever this page draws.
+rules, me = ui.policy(), ui.owner()
+limits = rules.limits
 
 # ---- live jobs: progress and controls (polls only while something is active) -------------------
-active_now = any(j.active for j in manager.jobs())
+active_now = any(j.active for j in ui.jobs())
 
 
 @st.fragment(run_every=ui.POLL_SECONDS if active_now else None)
 def jobs_panel() -> None:
-    jobs = manager.jobs()
+    ui.visit()  # a poll is a sign of life: the visitor's jobs keep running
+    jobs = ui.jobs()
     if not jobs:
         return
     st.subheader(t("train.jobs"))
@@ -28,17 +32,21 @@ def jobs_panel() -> None:
             top = st.columns([4, 1, 1, 1])
             asked = t("train.asked", what=t(f"train.request_{job.requested}")) if job.requested else ""
             top[0].markdown(f"**{job.name}** · {job.model} · {job.device} · `{t('status.' + job.status)}`{asked}")
-            if job.status == "running":
-                if top[1].button(t("train.pause"), key=f"pause-{job.key}"):
-                    manager.pause(job.key)
-            if job.status == "paused":
-                if top[1].button(t("train.continue"), key=f"cont-{job.key}"):
-                    manager.unpause(job.key)
-            if job.active and top[2].button(t("train.stop"), key=f"stop-{job.key}"):
-                manager.stop(job.key)
+            mine = rules.may_control(me, job.key)
+            with ui.user_errors():
+                if mine and job.status == "running":
+                    if top[1].button(t("train.pause"), key=f"pause-{job.key}"):
+                        rules.pause(me, job.key)
+                if mine and job.status == "paused":
+                    if top[1].button(t("train.continue"), key=f"cont-{job.key}"):
+                        rules.unpause(me, job.key)
+                if mine and job.active and top[2].button(t("train.stop"), key=f"stop-{job.key}"):
+                    rules.stop(me, job.key)
             if top[3].button(t("nav.monitor"), key=f"mon-{job.key}"):
                 ui.select_run(job.key)
                 st.switch_page("pages/monitor.py")
+            if job.status == "queued" and job.queue_position is not None:
+                st.caption(t("train.queue_position", ahead=job.queue_position, place=job.queue_position + 1))
             ips = t("train.images_per_sec", ips=job.images_per_sec) if job.images_per_sec else "…"
             eta = t("train.eta", seconds=job.eta_seconds) if job.eta_seconds is not None and job.active else ""
             st.progress(job.progress, text=t("train.progress", step=job.step, total=job.total_steps, ips=ips, eta=eta))
@@ -65,22 +73,30 @@ if spec.presets:
                       key=f"train.preset.{model}")
     values.update(dict(spec.presets).get(preset, {}))
 
+if limits is not None:
+    st.info(t("demo.train_rules", steps=limits.max_steps, per=limits.jobs_per_session, total=limits.max_jobs,
+              running=limits.max_running, width=limits.max_width, batch=limits.max_batch_size,
+              minutes=limits.idle_seconds / 60), icon=":material/public:")
 with st.form(f"train-form-{model}"):
-    chosen = _forms.config_widgets(spec.config_cls, values, key=f"cfg.{model}")
+    chosen = _forms.config_widgets(spec.config_cls, values, key=f"cfg.{model}",
+                                   caps=limits.config_caps() if limits else None)
     c1, c2, c3, c4 = st.columns(4)
-    unit = c1.radio(t("train.length_in"), ["steps", "epochs"], horizontal=True, format_func=lambda u: t(f"train.{u}"))
-    length = c2.number_input(t(f"train.{unit}"), min_value=1, value=1000 if unit == "steps" else 5, step=1)
-    devices = ["auto", *available_devices()]
-    device = c3.selectbox(t("train.device"), devices, help=t("train.device_help"))
+    units = ["steps"] if limits else ["steps", "epochs"]  # the demo caps steps, so it counts in steps
+    unit = c1.radio(t("train.length_in"), units, horizontal=True, format_func=lambda u: t(f"train.{u}"))
+    most = limits.max_steps if limits and unit == "steps" else None
+    length = c2.number_input(t(f"train.{unit}"), min_value=1, max_value=most, step=1,
+                             value=min(1000, most or 1000) if unit == "steps" else 5)
+    devices = ["auto"] if limits else ["auto", *available_devices()]
+    device = c3.selectbox(t("train.device"), devices, help=t("train.device_help"), disabled=limits is not None)
     name = c4.text_input(t("train.run_name"), help=t("train.run_name_help"))
     submitted = st.form_submit_button(t("train.start"), type="primary")
 
 if submitted:
     with ui.user_errors():
         with st.spinner(t("train.preparing")):
-            job = manager.start_run(model, chosen, steps=int(length) if unit == "steps" else None,
-                                    epochs=float(length) if unit == "epochs" else None, device=device,
-                                    runs_dir=ui.runs_dir(), name=name.strip() or None)
+            job = rules.start_run(me, model, chosen, steps=int(length) if unit == "steps" else None,
+                                  epochs=float(length) if unit == "epochs" else None, device=device,
+                                  runs_dir=ui.runs_dir(), name=name.strip() or None)
         ui.select_run(job.key)
         st.success(t("train.started", name=job.name, status=t("status." + job.status)))
         st.rerun()
@@ -99,14 +115,16 @@ else:
         run_path = st.selectbox(t("train.run"), keys, index=keys.index(default) if default in keys else 0,
                                 format_func=labels.get)
         c1, c2 = st.columns(2)
-        more = c1.number_input(t("train.more_steps"), min_value=0, value=0, step=100)
+        more = c1.number_input(t("train.more_steps"), min_value=0, value=0, step=100,
+                               max_value=limits.max_steps if limits else None)
         as_before = t("train.as_before")
-        device = c2.selectbox(t("train.device"), [as_before, *available_devices()])
+        device = c2.selectbox(t("train.device"), [as_before] if limits else [as_before, *available_devices()],
+                              disabled=limits is not None)
         go = st.form_submit_button(t("train.resume"))
     if go:
         with ui.user_errors():
-            job = manager.resume_run(run_path, steps=int(more) or None,
-                                     device=None if device == as_before else device)
+            job = rules.resume_run(me, run_path, steps=int(more) or None,
+                                   device=None if device == as_before else device)
             ui.select_run(job.key)
             st.success(t("train.resumed", name=job.name, step=job.step))
             st.rerun()

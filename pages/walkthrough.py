@@ -30,7 +30,7 @@ step = ui.localized(st.selectbox, t("walkthrough.page.step"), STEPS, key="wt.ste
 
 # ---- which run plays each role ---------------------------------------------------------------------
 def _choices(role: str) -> list[str]:
-    return [str(r.path) for r in wt.candidates(role, ui.runs_dir())]
+    return [str(r.path) for r in wt.candidates(role, ui.runs_dir()) if ui.visible(r)]
 
 
 def runs_for(roles) -> dict:
@@ -112,21 +112,26 @@ def measure_panel(roles: list[str], runs: dict) -> None:
     runner = ui.tasks()
     c1, c2 = st.columns([1, 3])
     n = c1.select_slider(t("walkthrough.page.measure_n"), ui.fid_sizes(), value=1000, key=f"wt.n.{'.'.join(roles)}")
-    active = [r for r in roles if runs.get(r) is not None and runner.get(str(runs[r].path))
-              and runner.get(str(runs[r].path)).active]
+    active = [r for r in roles if runs.get(r) is not None and runner.get(ui.task_key(runs[r]))
+              and runner.get(ui.task_key(runs[r])).active]
     if c2.button(t("walkthrough.page.measure"), key=f"wt.measure.{'.'.join(roles)}", disabled=bool(active)):
         from gm.metrics.evaluate import evaluate
         with ui.user_errors():
             inception = _inception_ready()
+            batch = []
             for role in roles:
                 run = runs.get(role)
                 if run is None:
                     continue
 
-                def job(progress, cancel, path=str(run.path), n=n, inception=inception):
-                    return evaluate(path, n=n, inception=inception, progress=progress, cancel=cancel)
+                record = ui.records_evaluations(run)
 
-                runner.start(str(run.path), f"evaluate {run.name}", job)
+                def job(progress, cancel, path=str(run.path), n=n, inception=inception, record=record):
+                    return evaluate(path, n=n, inception=inception, progress=progress, cancel=cancel,
+                                    record=record)
+
+                batch.append((ui.task_key(run), f"evaluate {run.name}", job))
+            ui.start_tasks(batch)
             st.rerun()
 
     @st.fragment(run_every=ui.POLL_SECONDS if active else None)
@@ -134,7 +139,7 @@ def measure_panel(roles: list[str], runs: dict) -> None:
         still = False
         for role in roles:
             run = runs.get(role)
-            task = runner.get(str(run.path)) if run is not None else None
+            task = runner.get(ui.task_key(run)) if run is not None else None
             if task is None:
                 continue
             if task.active:
@@ -158,12 +163,14 @@ def draw_train(block) -> None:
     with st.container(border=True):
         st.markdown(block.text)
         c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
-        steps = int(c1.number_input(t("walkthrough.page.steps"), min_value=1, value=role.steps, step=100,
-                                    key=f"wt.steps.{block.role}"))
+        limits = ui.demo_limits()
+        most = limits.max_steps if limits else None
+        steps = int(c1.number_input(t("walkthrough.page.steps"), min_value=1, max_value=most, step=100,
+                                    value=min(role.steps, most or role.steps), key=f"wt.steps.{block.role}"))
         if c2.button(t("walkthrough.page.start"), key=f"wt.train.{block.role}", icon=":material/play_arrow:"):
             with ui.user_errors():
-                job = ui.manager().start_run(role.model, dict(role.overrides), steps=steps, device="auto",
-                                             runs_dir=ui.runs_dir())
+                job = ui.policy().start_run(ui.owner(), role.model, dict(role.overrides), steps=steps,
+                                            device="auto", runs_dir=ui.runs_dir())
                 st.success(t("walkthrough.page.started", name=job.name))
 
 

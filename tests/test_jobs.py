@@ -298,6 +298,7 @@ def test_resume_overrides_reach_the_optimizer(runs_dir, tiny_data):
     again = open_session(runs_dir / "o", steps=5, overrides={"lr": "5e-5"}, dataset=data)
     group = again.trainer.opt.param_groups[0]
     assert group["lr"] == 5e-5 and group["betas"] == (0.9, 0.999)  # loaded state, new lr
+    again.close()  # an opened session holds the run's lock until it trains or is closed
     # Not trained after the override: config.json says 5e-5, the checkpoint was made with 1e-4.
     later = open_session(runs_dir / "o", steps=5, dataset=data)
     assert later.trainer.opt.param_groups[0]["lr"] == 5e-5

@@ -96,11 +96,11 @@ class _Run:
 
 def _open_run(path: Path, device: torch.device) -> _Run:
     from gm.models.loading import load_model
-    from gm.runs.checkpoint import latest_checkpoint
+    from gm.runs.checkpoint import latest_good_checkpoint
     from gm.runs.folder import RunFolder
 
     run = RunFolder.open(path)
-    found = latest_checkpoint(run.checkpoints_dir)
+    found = latest_good_checkpoint(run.checkpoints_dir)
     if found is None:
         raise GMError(f"Run '{run.name}' has no checkpoint yet; train it first.")
     model = load_model(run, str(device), checkpoint=found[1])

@@ -66,13 +66,13 @@ def _open_npz(path: Path) -> Source:
                 meta_path = path.with_suffix(".json")
                 meta = {}
                 if meta_path.is_file():
-                    import json
-                    try:
-                        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-                    except ValueError:
-                        meta = {}
+                    from gm.metrics.stats import read_sidecar
+                    meta = read_sidecar(meta_path)  # a damaged key: one sentence, never a wrong FID label
                 if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
                     raise GMError(f"{path} has mu {mu.shape} and sigma {sigma.shape}; expected D and D x D.")
+                if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+                    raise GMError(f"{path} holds NaN or infinite statistics; recompute them with "
+                                  f"`python -m gm stats`.")
                 return Source("stats", path, mu=mu, sigma=sigma, meta=meta)
             key = next((k for k in ("images", "imgs", "x", "samples", "arr_0") if k in files), None)
             if key is None and len(files) == 1:
@@ -113,30 +113,49 @@ def images_from_array(array: np.ndarray, description: str = "array") -> ImageSet
 
 
 def load_image_folder(path: Path) -> ImageSet:
-    """Every image file in `path` (not recursive), as pytorch-fid lists them; all must share one size."""
+    """Every image file in `path` (not recursive), as pytorch-fid lists them; all must share one size.
+
+    Headers are read first (cheap): an unreadable file or a second size is one sentence before any
+    pixels are decoded, and the whole folder must fit in memory (gm.limits.check_images)."""
     from PIL import Image
+
+    from gm.limits import check_images
 
     files = sorted(f for ext in IMAGE_EXTENSIONS for f in path.glob(f"*.{ext}"))
     if not files:
         raise GMError(f"{path} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) and no config.json; "
                       f"give a run folder or a folder of images.")
+    sizes: dict[tuple[int, int], Path] = {}
+    colour = False
+    for f in files:
+        try:
+            with Image.open(f) as img:
+                sizes.setdefault(img.size, f)
+                colour = colour or img.mode not in _GREY_MODES
+        except Exception as exc:
+            raise GMError(f"{f} cannot be read as an image ({type(exc).__name__}); delete it or replace it.") from None
+        if len(sizes) > 1:
+            (a, fa), (b, fb) = list(sizes.items())[:2]
+            raise GMError(f"The images in {path} have different sizes ({fa.name} is {a[0]} x {a[1]}, {fb.name} is "
+                          f"{b[0]} x {b[1]}); resize them to one size first.")
+    (width, height), = sizes
+    check_images(len(files), width * height * (3 if colour else 1), f"the images in {path}")
     arrays = []
     for f in files:
         try:
             with Image.open(f) as img:
-                grey = img.mode in ("1", "L", "LA", "I", "I;16", "F")
+                grey = img.mode in _GREY_MODES
                 arr = np.asarray(img.convert("L" if grey else "RGB"))
         except Exception as exc:
-            raise GMError(f"{f} cannot be read as an image ({type(exc).__name__}).") from None
+            raise GMError(f"{f} cannot be read as an image ({type(exc).__name__}); delete it or replace it.") from None
         arrays.append(arr[None] if arr.ndim == 2 else np.transpose(arr, (2, 0, 1)))
-    shapes = {a.shape for a in arrays}
-    if len({s[1:] for s in shapes}) > 1:
-        raise GMError(f"The images in {path} have different sizes ({', '.join(map(str, sorted(shapes)[:3]))}); "
-                      f"resize them to one size first.")
-    channels = max(s[0] for s in shapes)
+    channels = max(a.shape[0] for a in arrays)
     # Mixed grey and colour files: repeat grey to RGB, as pytorch-fid's RGB conversion does.
     stacked = np.stack([np.repeat(a, channels, axis=0) if a.shape[0] != channels else a for a in arrays])
     return ImageSet(torch.from_numpy(stacked), 255.0, str(path))
+
+
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 # ---- real images ------------------------------------------------------------------------------

@@ -71,16 +71,23 @@ def load_cached(key: dict[str, Any], folder: Path | None = None) -> Stats | None
     if not (path.is_file() and meta_path.is_file()):
         return None
     try:
-        stored = json.loads(meta_path.read_text(encoding="utf-8"))
+        stored = read_sidecar(meta_path)
         if stored != key:
             return None
         with np.load(path, allow_pickle=False) as f:
             mu, sigma = np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64)
-    except (OSError, ValueError, KeyError):
-        return None  # a torn or foreign file is simply recomputed
-    if mu.shape != (key_dims(sigma),) or not np.isfinite(sigma).all():
+    except Exception:  # GMError (a damaged sidecar), a torn or foreign .npz: simply recomputed
+        return None
+    if mu.shape != (key_dims(sigma),) or not np.isfinite(sigma).all() or not np.isfinite(mu).all():
         return None
     return Stats(mu, sigma, int(key["n"]), key, path, cached=True)
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The key JSON beside a statistics .npz, checked against gm.runs.schema.STATS_KEY; a GMError
+    (DamagedFile) names what is wrong with it."""
+    from gm.runs import schema
+    return schema.read_file(schema.STATS_FILE, path, owner=f"{path.with_suffix('.npz').name}", folder=path.parent)
 
 
 def key_dims(sigma: np.ndarray) -> int:

@@ -18,7 +18,7 @@ from gm.config import from_dict, to_dict
 from gm.device import resolve_device
 from gm.errors import GMError
 from gm.models.base import DataInfo, GenerativeModel
-from gm.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from gm.runs.checkpoint import latest_good_checkpoint, load_checkpoint, save_checkpoint
 from gm.runs.folder import RunFolder, default_runs_dir
 
 
@@ -79,7 +79,7 @@ def load_model(path_or_run: Any, device: str = "auto", checkpoint: Any = None) -
     dev = resolve_device(device)
     model = spec.build_model(config, data_info(run, cfg, spec))
     if checkpoint is None:
-        found = latest_checkpoint(run.checkpoints_dir)
+        found = latest_good_checkpoint(run.checkpoints_dir)  # a damaged newest one: a warning, the one before
         if found is None:
             raise GMError(f"Run '{run.name}' has no checkpoint yet; train it first.")
         checkpoint = found[1]

@@ -34,7 +34,7 @@ import torch
 
 from gm.config import to_dict
 from gm.images import make_grid, save_png
-from gm.runs.checkpoint import is_complete, prune_checkpoints, save_checkpoint
+from gm.runs.checkpoint import NonFiniteState, is_complete, prune_checkpoints, save_checkpoint
 
 if TYPE_CHECKING:
     from gm.runs.loop import Loop
@@ -287,7 +287,12 @@ class Checkpointer(Callback):
     """Checkpoints every `checkpoint_every` steps, whenever `checkpoint_seconds` have passed since the
     last one (so a crash loses at most that much training time), and at every save point (pause,
     stop, end). Keeps the newest `keep_checkpoints` and the best by the trainer's
-    ``checkpoint_score`` (the mean score of the rows logged since the previous checkpoint)."""
+    ``checkpoint_score`` (the mean score of the rows logged since the previous checkpoint).
+
+    Only a finite state is saved: the metrics window is flushed first (a non-finite metric raises
+    Diverged), then every weight, buffer and optimizer tensor is checked; a NaN or Inf there (an
+    update that broke the weights while its own loss was still finite) raises Diverged too, so the
+    previous checkpoint stays the newest and the resume point."""
 
     def __init__(self) -> None:
         self._last_save = 0.0
@@ -312,11 +317,13 @@ class Checkpointer(Callback):
             self._score_count += 1
 
     def on_save(self, loop: Loop) -> None:
+        loop.flush()  # a save point flushes first; flushing again is free and makes sure of it
         self.write(loop.session)
         self._last_save = time.perf_counter()
 
     def write(self, session: Session) -> None:
-        """Save the current step (unless it is already saved) and prune: keep the newest and the best."""
+        """Save the current step (unless it is already saved) and prune: keep the newest and the best.
+        Raises Diverged, saving nothing, when the state holds a NaN or an Inf."""
         t, run = session.trainer, session.run
         name = f"step-{t.step}"
         # Re-saving a step that is on disk (stop or pause right after a periodic save, or right after
@@ -324,7 +331,10 @@ class Checkpointer(Callback):
         if not (session.last_checkpoint_step == t.step and is_complete(run.checkpoints_dir / name)):
             state = {"trainer": t.state_dict(), "batcher": session.batcher.state_dict(),
                      "elapsed": session.elapsed, "config": to_dict(session.config)}
-            save_checkpoint(run.checkpoints_dir, t.step, t.weights(), state)
+            try:
+                save_checkpoint(run.checkpoints_dir, t.step, t.weights(), state)
+            except NonFiniteState as exc:
+                raise Diverged(exc.step, exc.name, exc.value) from None
             session.last_checkpoint_step = t.step
             if self._score_count:
                 value = self._score_sum / self._score_count

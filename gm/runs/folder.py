@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from gm.errors import GMError
-from gm.runs.atomic import read_json, write_json_atomic
+from gm.runs import schema
+from gm.runs.atomic import write_json_atomic
+from gm.runs.schema import STATUSES, DamagedFile  # noqa: F401  (STATUSES: re-exported, as before)
 
-STATUSES = ("created", "queued", "running", "paused", "finished", "stopped", "failed", "diverged")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -104,21 +105,42 @@ class RunFolder:
     def metrics_path(self) -> Path:
         return self.path / "metrics.jsonl"
 
-    # ---- config and state ---------------------------------------------------------------
+    # ---- config and state ----------------------------------------------------------------
+    @property
+    def owner(self) -> str:
+        """How sentences name this run: "run 'my-vae'"."""
+        return f"run '{self.name}'"
+
     def read_config(self) -> dict[str, Any]:
-        try:
-            return read_json(self.path / "config.json")
-        except (OSError, ValueError) as exc:
-            raise GMError(f"{self.path / 'config.json'} cannot be read ({exc}); the run folder is damaged.") from None
+        """config.json, checked against gm.runs.schema.CONFIG; DamagedFile (a GMError) if it is not."""
+        return schema.read_file(schema.CONFIG_FILE, self.path / "config.json", owner=self.owner,
+                                folder=self.path)
 
     def read_state(self) -> dict[str, Any]:
+        """state.json, checked against gm.runs.schema.STATE; DamagedFile (a GMError) if it is damaged.
+        A missing state.json (a crash right after the folder was created) reads as a failed run at
+        step 0, which `resume --steps N` continues."""
+        path = self.path / "state.json"
+        if not path.exists():
+            return {"status": "failed", "step": 0, "error": "state.json is missing; resume the run with --steps N."}
+        return schema.read_file(schema.STATE_FILE, path, owner=self.owner, folder=self.path)
+
+    def damage(self) -> DamagedFile | None:
+        """Why this run cannot be used (its config.json or state.json is damaged), or None.
+        Listings call this per run, so one damaged folder is shown as damaged and the rest work."""
         try:
-            return read_json(self.path / "state.json")
-        except (OSError, ValueError):
-            return {"status": "failed", "step": 0, "error": "state.json missing or unreadable"}
+            self.read_config()
+            self.read_state()
+        except DamagedFile as exc:
+            return exc
+        return None
 
     def write_state(self, **updates: Any) -> dict[str, Any]:
-        state = self.read_state() if (self.path / "state.json").exists() else {}
+        try:
+            state = self.read_state() if (self.path / "state.json").exists() else {}
+        except DamagedFile:  # the writer owns the run now: a damaged state.json is replaced, not merged
+            state = {}
+        state = {"status": "failed", "step": 0, **state}  # the schema's required fields are always there
         state.update({k: _clean(v) for k, v in updates.items()})
         state["updated"] = _dt.datetime.now().isoformat(timespec="seconds")
         write_json_atomic(self.path / "state.json", state)
@@ -134,25 +156,16 @@ class RunFolder:
             fh.flush()
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """Every complete metrics line (a torn last line from a crash is ignored)."""
-        out = []
-        if not self.metrics_path.exists():
-            return out
-        with open(self.metrics_path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
+        """Every valid metrics line (gm.runs.schema.metrics_record): a torn last line from a crash,
+        a line that is not UTF-8 JSON and a line whose step is not a whole number are skipped."""
+        return _read_lines(self.metrics_path, schema.metrics_record, complete_only=True)
 
     def truncate_metrics_after(self, step: int) -> None:
-        """Drop lines logged after `step` (and a torn last line): a resumed run re-logs them exactly."""
+        """Keep the valid lines up to `step`: a resumed run re-logs the later ones exactly, and lines
+        that are not valid records (torn, not UTF-8, a step that is not a whole number) are dropped."""
         if not self.metrics_path.exists():
             return
-        keep = [r for r in self.read_metrics() if int(r.get("step", 0)) <= step]
+        keep = [r for r in self.read_metrics() if r["step"] <= step]
         text = "".join(json.dumps(r) + "\n" for r in keep)
         from gm.runs.atomic import write_bytes_atomic
         write_bytes_atomic(self.metrics_path, text.encode())
@@ -162,30 +175,74 @@ class RunFolder:
             fh.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
 
     def read_eval(self) -> list[dict[str, Any]]:
-        path = self.path / "eval.jsonl"
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
+        """Every valid eval.jsonl line (gm.runs.schema.eval_record); damaged lines are skipped."""
+        return _read_lines(self.path / "eval.jsonl", schema.eval_record, complete_only=False)
 
     def sample_grids(self) -> list[tuple[int, Path]]:
-        """Saved sample grids, oldest first."""
+        """Saved sample grids that are readable PNG files, oldest first (a damaged one is skipped)."""
         out = []
         if self.samples_dir.is_dir():
             for p in self.samples_dir.glob("step-*.png"):
-                try:
-                    out.append((int(p.stem.split("-", 1)[1]), p))
-                except ValueError:
-                    continue
+                step = p.stem.split("-", 1)[1]
+                if step.isdigit() and readable_png(p):
+                    out.append((int(step), p))
         return sorted(out)
 
 
+def _read_lines(path: Path, check, *, complete_only: bool) -> list[dict[str, Any]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise GMError(f"{path} cannot be read ({exc.strerror}); check its permissions.") from None
+    if complete_only and not data.endswith(b"\n"):
+        data = data[:data.rfind(b"\n") + 1]  # a torn last line: the writer was killed mid-line
+    out = []
+    for line in data.split(b"\n"):
+        record = schema.parse_line(line, check)
+        if record is not None:
+            out.append(record)
+    return out
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_png_checked: dict[tuple[str, int, int], bool] = {}
+
+
+def readable_png(path: Path) -> bool:
+    """Whether `path` is a complete PNG that decodes (checked once per file version: path, size,
+    mtime). Pages show grids straight from disk, so a damaged one must never reach them."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _png_checked:
+        _png_checked[key] = _decodes(path)
+        if len(_png_checked) > 4096:
+            _png_checked.clear()
+    return _png_checked[key]
+
+
+def _decodes(path: Path) -> bool:
+    from PIL import Image
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != _PNG_SIGNATURE:
+                return False
+        with Image.open(path) as img:
+            if img.width * img.height > 64 * 2 ** 20:  # a grid is at most a few megapixels
+                return False
+            img.load()
+        return True
+    except Exception:  # PIL raises many kinds for truncated or corrupt data
+        return False
+
+
 def list_runs(runs_dir: str | os.PathLike | None = None) -> list[RunFolder]:
+    """Every run folder (a folder with a config.json) by name, damaged ones included: check
+    `run.damage()` per run before reading it, so one damaged folder never hides the others."""
     runs_dir = Path(runs_dir) if runs_dir else default_runs_dir()
     if not runs_dir.is_dir():
         return []

@@ -6,6 +6,11 @@ terminal and the app behave the same. A job is one run folder, identified by the
 path (``JobInfo.key``). Worker threads write only the run folder and this manager's memory; they
 never call a UI.
 
+One trainer per run, whatever the process: starting or resuming a run takes its lock
+(gm.runs.lock) before anything of it is read, and the job holds it until its thread ends (a queued
+job that is stopped gives it back at once); a run locked by another job, manager or process is
+refused at once with one sentence naming the holder.
+
 Lifecycle: ``queued`` (waiting for a device slot) -> ``running`` <-> ``paused`` -> ``finished`` |
 ``stopped`` | ``failed`` | ``diverged``. By default one job trains per device; the others wait in
 FIFO order. A paused job keeps its slot (its model stays in memory): stop it to let the queue move.
@@ -36,18 +41,21 @@ from gm.device import resolve_device
 from gm.errors import GMError
 from gm.registry import get_spec
 from gm.runs.folder import RunFolder, default_runs_dir
+from gm.runs.lock import holder
 from gm.runs.loop import (
     Control,
     Progress,
     ResumePlan,
     Session,
     _os_error_message,
-    create_run,
     host_id,
     open_planned,
+    plan_new,
     plan_resume,
+    take_lock,
     train,
 )
+from gm.runs.session import refuse_weights_only
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
 FINAL_STATUSES = ("finished", "stopped", "failed", "diverged")
@@ -72,6 +80,7 @@ class JobInfo:
     error: str | None = None
     requested: str | None = None  # "pause" or "stop" while the request is on its way
     queue_position: int | None = None  # 0 = next on its device; None unless queued
+    notes: tuple[str, ...] = ()   # warnings, e.g. a damaged newest checkpoint skipped on resume
 
     @property
     def run_dir(self) -> Path:
@@ -111,6 +120,7 @@ class _Job:
         self.metrics: dict[str, Any] = {}
         self.error: str | None = None
         self.requested: str | None = None
+        self.notes = tuple(plan.notes)
 
 
 def _device_key(dev: torch.device) -> str:
@@ -120,10 +130,17 @@ def _device_key(dev: torch.device) -> str:
     return str(dev)
 
 
-def owner_pid(state: dict[str, Any]) -> int | None:
-    """The live process on this machine that state.json says is training the run, else None.
+def trainer_of(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """Who trains a run now ({"pid", "host", "since"}, from its lock), or None when nobody does: a
+    run whose state.json says queued/running/paused and whose lock is free was interrupted."""
+    return holder(run_dir)
 
-    A run left `running` by a killed process is stale (its pid is gone) and may be resumed.
+
+def owner_pid(state: dict[str, Any]) -> int | None:
+    """The live process on this machine that state.json names as the run's trainer, else None.
+
+    Information only, for listings that have no run folder at hand: the run's lock decides who may
+    train (see :func:`trainer_of`), never this guess.
     """
     if state.get("status") not in ACTIVE_STATUSES:
         return None
@@ -148,6 +165,13 @@ def _config_of(spec: Any, config: Any) -> Any:
     if not isinstance(config, spec.config_cls):
         raise GMError(f"The config of model '{spec.name}' must be a {spec.config_cls.__name__} or a dict.")
     return from_dict(spec.config_cls, to_dict(config), model=spec.name)
+
+
+def _check_memory(spec: Any, config: Any, device: Any) -> None:
+    """Refuse (one GMError sentence) a config whose training step cannot fit in free memory: the
+    app's Train page and the CLI go through here alike (gm.limits has the estimate)."""
+    from gm import limits
+    limits.check_training(spec, config, limits.data_info_of(spec, config), device)
 
 
 class JobManager:
@@ -197,48 +221,56 @@ class JobManager:
         self._check_open()
         spec = get_spec(model)
         config = _config_of(spec, config)
-        dev = resolve_device(device)
+        dev = resolve_device(device)  # a bad device fails here, before the dataset loads
+        _check_memory(spec, config, dev)  # e.g. width=8 at batch 4096: refused before anything starts
         dataset = self.dataset(spec.dataset, data_dir)  # slow the first time (dSprites renders)
         runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
         with self._lock:
             self._check_open()
             if name is not None:
                 self._refuse_active(str((runs_dir / name).resolve()), name)
-            run, total = create_run(spec.name, config, runs_dir=runs_dir, name=name, device=device,
-                                    data_dir=data_dir, steps=steps, epochs=epochs, dataset=dataset)
-            plan = ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset,
-                              checkpoint=None, start=0, total_steps=total, overrides={})
+            plan = plan_new(spec.name, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
+                            steps=steps, epochs=epochs, dataset=dataset)
             return self._enqueue(plan, on_progress)
 
     def resume_run(self, run_dir: str | os.PathLike, *, steps: int | None = None,
                    epochs: float | None = None, device: str | None = None, data_dir: str | None = None,
                    overrides: dict[str, Any] | None = None,
-                   on_progress: Callable[[Progress], None] | None = None) -> JobInfo:
-        """Queue a run folder to continue from its latest checkpoint.
+                   on_progress: Callable[[Progress], None] | None = None,
+                   check: Callable[[ResumePlan], None] | None = None) -> JobInfo:
+        """Queue a run folder to continue from its newest good checkpoint.
 
         Without `steps`/`epochs` it trains to the run's original length; with them, that much more.
         `overrides` change config values from here on (e.g. a lower lr after a divergence) and are
-        written to config.json when the job starts.
+        written to config.json when the job starts. `check(plan)` runs once the run is locked and
+        planned, before anything is written (e.g. a memory estimate of plan.config on plan.device):
+        a GMError from it refuses the resume and frees the run.
         """
         self._check_open()
         run = RunFolder.open(run_dir)
         key = str(run.path.resolve())
         with self._lock:
             self._refuse_active(key, run.name)
-            ours = key in self._jobs  # then a leftover "running" (state.json unwritable at the end) is stale
-        pid = owner_pid(run.read_state())
-        if pid is not None and not (ours and pid == os.getpid()):
-            raise GMError(f"Run '{run.name}' is being trained by process {pid}; stop it there first "
-                          f"(or wait for it to finish).")
-        cfg = run.read_config()
-        spec = get_spec(cfg.get("model", "?"))
-        dataset = self.dataset(spec.dataset, data_dir or cfg.get("data_dir"))
-        plan = plan_resume(run.path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
-                           overrides=overrides, dataset=dataset)
-        with self._lock:
-            self._check_open()
-            self._refuse_active(key, run.name)
-            return self._enqueue(plan, on_progress)
+        refuse_weights_only(run)  # a pretrained run (maybe read-only) gets no lock file
+        # The lock before anything else is read: a run another job, manager or process trains is
+        # refused here, at once; a `running` state.json whose lock is free (its trainer died) resumes.
+        lock = take_lock(run)
+        try:
+            cfg = run.read_config()
+            spec = get_spec(cfg.get("model", "?"))
+            dataset = self.dataset(spec.dataset, data_dir or cfg.get("data_dir"))
+            plan = plan_resume(run.path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
+                               overrides=overrides, dataset=dataset, lock=lock)
+            _check_memory(plan.spec, plan.config, plan.device)
+            if check is not None:
+                check(plan)
+            with self._lock:
+                self._check_open()
+                self._refuse_active(key, run.name)
+                return self._enqueue(plan, on_progress)
+        except BaseException:
+            lock.release()
+            raise
 
     # ---- controlling jobs --------------------------------------------------------------------
     def pause(self, key: str | os.PathLike) -> JobInfo:
@@ -365,8 +397,13 @@ class JobManager:
                           f"instead of starting it again.")
 
     def _enqueue(self, plan: ResumePlan, listener: Callable[[Progress], None] | None) -> JobInfo:
-        job = _Job(plan, _device_key(plan.device), listener)
-        plan.run.write_state(status="queued", error=None, pid=os.getpid(), host=host_id())
+        """Queue a plan (it holds the run's lock; on an error here the lock is given back)."""
+        try:
+            job = _Job(plan, _device_key(plan.device), listener)
+            plan.run.write_state(status="queued", error=None, pid=os.getpid(), host=host_id())
+        except BaseException:
+            plan.release()
+            raise
         self._jobs.pop(job.key, None)  # a finished job of the same run goes to the end of the list
         self._jobs[job.key] = job
         self._dispatch()
@@ -374,11 +411,13 @@ class JobManager:
         return self._info(job)
 
     def _finish_queued(self, job: _Job) -> None:
-        job.status, job.requested, job.plan = "stopped", None, None
+        plan, job.status, job.requested, job.plan = job.plan, "stopped", None, None
         try:
             RunFolder(job.key).write_state(status="stopped")
         except OSError:
             pass
+        if plan is not None:
+            plan.release()  # never trained: the run is free at once
         self._changed.notify_all()
 
     def _holding(self, device_key: str) -> int:
@@ -416,7 +455,7 @@ class JobManager:
                        images_per_sec=job.images_per_sec,
                        eta_seconds=job.eta_seconds if job.status == "running" else None,
                        elapsed=job.elapsed, metrics=dict(job.metrics), error=job.error,
-                       requested=job.requested, queue_position=position)
+                       requested=job.requested, queue_position=position, notes=job.notes)
 
     # ---- the worker thread (no lock held unless taken) ---------------------------------------
     def _work(self, job: _Job) -> None:
@@ -441,11 +480,14 @@ class JobManager:
             error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         finally:
-            if status == "failed" and (session is None or session.error is None):
-                try:  # train() records its own failures; these happened before or around it
+            # train() records its own failures and gives the lock back; these happened before or
+            # around it, and are written only while this job holds the run (or can take it back).
+            if status == "failed" and (session is None or session.error is None) and _holds(plan):
+                try:
                     plan.run.write_state(status="failed", error=error)
                 except OSError:
                     pass
+            plan.release()
             with self._lock:
                 job.status, job.error, job.requested = status, error, None
                 if session is not None:
@@ -476,6 +518,17 @@ class JobManager:
             if status == "paused" and job.requested == "pause":
                 job.requested = None
             self._changed.notify_all()
+
+
+def _holds(plan: ResumePlan) -> bool:
+    """Whether the plan's lock is held, taking it back if train() gave it up and nobody took it."""
+    if plan.lock is None or plan.lock.held:
+        return True
+    try:
+        plan.lock.acquire()
+    except GMError:
+        return False
+    return True
 
 
 def run_foreground(manager: JobManager, key: str | os.PathLike) -> JobInfo:

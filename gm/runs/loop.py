@@ -9,9 +9,7 @@ gm.runs.session and are re-exported here, where callers have always found them.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +31,7 @@ from gm.runs.callbacks import (  # noqa: F401 (re-exported: callers import them 
     SampleGrids,
     default_callbacks,
 )
+from gm.runs.lock import host_id  # noqa: F401 (re-exported: callers import it from here)
 from gm.runs.session import (  # noqa: F401 (re-exported: callers import them from here)
     ResumePlan,
     Session,
@@ -40,16 +39,12 @@ from gm.runs.session import (  # noqa: F401 (re-exported: callers import them fr
     new_session,
     open_planned,
     open_session,
+    plan_new,
     plan_resume,
     run_config,
     steps_for_epochs,
+    take_lock,
 )
-
-
-def host_id() -> str:
-    """This machine, as state.json records it next to the training pid: a hash, so a run folder
-    shared or pushed to the Hub does not carry the host's name."""
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:12]
 
 
 class Loop:
@@ -128,9 +123,13 @@ def train(session: Session, control: Control | None = None,
     """Train until total_steps, a stop request or an error; returns the final status.
 
     Statuses: finished, stopped (stop request or Ctrl-C, then a last save point), diverged
-    (non-finite metric: nothing after the last good checkpoint is saved), failed (disk full, no
+    (a non-finite metric, or a non-finite weight or optimizer state at a save point: nothing is
+    saved after the last good checkpoint, which stays the resume point), failed (disk full, no
     permission, a GMError or an exception, which is re-raised; the message is in state.json and
     `session.error`).
+
+    The run's lock (gm.runs.lock) is held throughout: the session's, taken at planning, or taken
+    here (a GMError naming the holder if another trainer has it); it is given back on return.
 
     ``callbacks``: what runs beside the training (None: ``default_callbacks(control, on_progress,
     on_status)``, i.e. metrics log, grids, checkpoints, pause/stop, progress); give either them or
@@ -141,9 +140,18 @@ def train(session: Session, control: Control | None = None,
     elif control is not None or on_progress is not None or on_status is not None:
         raise TypeError("train(): pass control, on_progress and on_status to default_callbacks() "
                         "(or to PauseStop / ProgressReporter) when giving callbacks=")
+    session.lock = take_lock(session.run, session.lock)
+    try:
+        return _train_locked(session, callbacks)
+    finally:
+        session.lock.release()
+
+
+def _train_locked(session: Session, callbacks: Sequence[Callback]) -> str:
     run, t = session.run, session.trainer
     tune_host_allocator()  # once per process: no page faults for the same activations every step
     t.train(True)
+    # pid and host are information (who trains it); the lock, not them, keeps a second trainer out.
     run.write_state(status="running", error=None, total_steps=session.total_steps, pid=os.getpid(),
                     host=host_id())
     loop = Loop(session, callbacks)

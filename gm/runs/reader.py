@@ -2,13 +2,13 @@
 
 A polling page keeps one :class:`MetricsHistory` per run it shows (in its session state: readers
 are per viewer and not thread-safe). Each poll reads the bytes after the last complete line it saw;
-a partially written last line is left for the next poll. A resume rewrites metrics.jsonl (dropping
+a partially written last line is left for the next poll, and a damaged line (not UTF-8 JSON, a step
+that is not a whole number) is skipped. A resume rewrites metrics.jsonl (dropping
 lines after its checkpoint) under a new inode; the reader notices and starts over, and says so.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gm.runs.schema import metrics_record, parse_line
 
 AXES = ("step", "epoch", "time")
 _TAIL = 256  # bytes before the offset remembered to recognise an in-place rewrite
@@ -72,15 +74,13 @@ class MetricsReader:
 
 
 def _parse(data: bytes) -> list[dict[str, Any]]:
+    """The valid records among complete lines (gm.runs.schema.metrics_record): a line torn by a crash
+    and then appended to, bytes that are not UTF-8, or a step that is not a whole number are skipped,
+    the rest kept."""
     out = []
     for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:  # a line torn by a crash and then appended to: skip it, keep the rest
-            continue
-        if isinstance(record, dict):
+        record = parse_line(line, metrics_record)
+        if record is not None:
             out.append(record)
     return out
 

@@ -1,13 +1,18 @@
-"""Sessions: a run folder with its trainer and batcher built, fresh (`new_session`) or resumed from
-its latest checkpoint (`plan_resume` checks everything first, `open_planned` builds and loads).
+"""Sessions: a run folder with its trainer and batcher built, fresh (`new_session`; `plan_new`
+creates the folder) or resumed from its newest good checkpoint (`plan_resume` checks everything
+first, `open_planned` builds and loads).
 
-The training loop (gm.runs.loop) drives a session; nothing here trains.
+One trainer per run: planning takes the run's lock (gm.runs.lock) before it reads anything, the
+plan hands it to the session, and ``gm.runs.loop.train`` gives it back when it returns (or
+``Session.close()`` / a failed open does). Whoever takes the lock first tidies what a killed writer
+left in the checkpoints folder. The training loop (gm.runs.loop) drives a session; nothing here trains.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +27,17 @@ from gm.models.loading import data_info_for
 from gm.models.loading import run_config as model_run_config
 from gm.registry import get_spec
 from gm.runs.atomic import write_json_atomic
-from gm.runs.checkpoint import is_complete, latest_checkpoint, load_checkpoint
+from gm.runs.checkpoint import (
+    clean_partial_checkpoints,
+    is_complete,
+    latest_good_checkpoint,
+    load_checkpoint,
+    set_aside,
+)
 from gm.runs.folder import RunFolder
+from gm.runs.lock import RunLock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,6 +55,29 @@ class Session:
     last_checkpoint_step: int | None = None
     best: dict[str, Any] | None = None      # {"name", "step", "by", "value"} of the best checkpoint
     error: str | None = None                # why the run failed or diverged (also in state.json)
+    lock: RunLock | None = None             # the run's training lock, held until train() returns
+    notes: list[str] = field(default_factory=list)  # warnings of the open (a damaged checkpoint skipped)
+
+    def close(self) -> None:
+        """Give the run's lock back without training (train() does it itself when it returns)."""
+        if self.lock is not None:
+            self.lock.release()
+
+
+def take_lock(run: RunFolder, lock: RunLock | None = None) -> RunLock:
+    """Hold the run's training lock (taken now unless `lock` holds it already; a GMError naming the
+    holder if another trainer has it), then tidy what a killed writer left in its checkpoints."""
+    lock = lock if lock is not None else RunLock(run.path, run.name)
+    fresh = not lock.held
+    lock.acquire()
+    if fresh:
+        try:
+            for note in clean_partial_checkpoints(run.checkpoints_dir):
+                log.info("run '%s': %s", run.name, note)
+        except BaseException:
+            lock.release()
+            raise
+    return lock
 
 
 def run_config(model: str, config: Any, device: str, data_dir: str | None, dataset) -> dict[str, Any]:
@@ -65,10 +102,10 @@ def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int, config: 
 def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
                data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
                dataset=None) -> tuple[RunFolder, int]:
-    """Create a run folder (config.json, state.json with total_steps) without building a trainer.
+    """Create a run folder (config.json, state.json with total_steps) without building a trainer or
+    taking its lock: to train it, use :func:`plan_new`, which locks the new folder at once.
 
-    Returns (run, total_steps). The job manager creates folders this way at once (so a bad name fails
-    in the caller) and builds the trainer later, when the job gets its device.
+    Returns (run, total_steps).
     """
     spec = get_spec(model)
     dev = resolve_device(device)
@@ -81,16 +118,25 @@ def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, de
     return run, total
 
 
-def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
-                data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
-                dataset=None) -> Session:
-    """Create a run folder and a fresh trainer for it."""
+def plan_new(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
+             data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
+             dataset=None) -> ResumePlan:
+    """Create a run folder (create_run), take its lock and plan its first session, from step 0."""
     spec = get_spec(model)
     dev = resolve_device(device)
     dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
     run, total = create_run(model, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
                             steps=steps, epochs=epochs, dataset=dataset)
-    return _build(run, spec, config, dataset, dev, total)
+    return ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset, checkpoint=None,
+                      start=0, total_steps=total, overrides={}, lock=take_lock(run))
+
+
+def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
+                data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
+                dataset=None) -> Session:
+    """Create a run folder and a fresh trainer for it (holding its lock until train() returns)."""
+    return _open_or_release(plan_new(model, config, runs_dir=runs_dir, name=name, device=device,
+                                     data_dir=data_dir, steps=steps, epochs=epochs, dataset=dataset))
 
 
 def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any) -> int:
@@ -101,8 +147,8 @@ def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any) -
             raise GMError(f"--steps must be at least 1; got {steps}.")
         return steps
     if epochs is not None:
-        if epochs <= 0:
-            raise GMError(f"--epochs must be positive; got {epochs}.")
+        if not math.isfinite(epochs) or epochs <= 0:
+            raise GMError(f"--epochs must be a positive, finite number; got {epochs}.")
         return steps_for_epochs(epochs, n, config.batch_size, config)
     return steps_for_epochs(1, n, config.batch_size, config)
 
@@ -133,17 +179,53 @@ class ResumePlan:
     total_steps: int
     overrides: dict[str, Any]
     base_config: Any = None               # the config before the overrides (None without any)
+    lock: RunLock | None = None           # the run's training lock, held from planning on
+    damaged: list[Path] = field(default_factory=list)   # newer checkpoints that failed verification
+    notes: list[str] = field(default_factory=list)      # warning lines for the user (damage skipped)
+
+    def release(self) -> None:
+        """Give the run's lock back (a plan that will not be opened)."""
+        if self.lock is not None:
+            self.lock.release()
+
+
+def refuse_weights_only(run: RunFolder) -> dict[str, Any]:
+    """A run's config.json, unless the run holds weights only (a shipped pretrained run, a Hub pull:
+    no optimizer state, maybe a read-only folder): those are refused before any lock is taken."""
+    cfg = run.read_config()
+    if cfg.get("weights_only"):
+        raise GMError(f"Run '{run.name}' holds weights only (pretrained or from the Hub) and cannot be "
+                      f"resumed; train a new run of {cfg.get('model', 'this model')} instead.")
+    return cfg
 
 
 def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
                 device: str | None = None, data_dir: str | None = None,
-                overrides: dict[str, Any] | None = None, dataset=None) -> ResumePlan:
-    """Check that a run can be resumed (config, overrides, device, length); raises GMError if not."""
+                overrides: dict[str, Any] | None = None, dataset=None,
+                lock: RunLock | None = None) -> ResumePlan:
+    """Check that a run can be resumed (config, overrides, device, length); raises GMError if not.
+
+    Takes the run's lock first (or uses `lock`, held by the caller), so nothing is read while another
+    trainer owns the run; the plan holds it (``plan.release()`` when it will not be opened). On a
+    GMError the lock is given back unless the caller passed it. Resumes from the newest checkpoint
+    that verifies; damaged newer ones are skipped with a warning line in ``plan.notes``.
+    """
     run = RunFolder.open(path)
-    cfg = run.read_config()
-    if cfg.get("weights_only"):  # shipped pretrained runs and Hub pulls carry no optimizer state
-        raise GMError(f"Run '{run.name}' holds weights only (pretrained or from the Hub) and cannot be "
-                      f"resumed; train a new run of {cfg.get('model', 'this model')} instead.")
+    if lock is None:
+        refuse_weights_only(run)
+    held = take_lock(run, lock)
+    try:
+        return _plan_resume(run, held, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
+                            overrides=overrides, dataset=dataset)
+    except BaseException:
+        if lock is None:
+            held.release()
+        raise
+
+
+def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_dir, overrides,
+                 dataset) -> ResumePlan:
+    cfg = refuse_weights_only(run)
     spec = get_spec(cfg.get("model", "?"))
     values = dict(cfg.get("config", {}))
     values.update(overrides or {})
@@ -152,7 +234,9 @@ def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
     if dataset is None:
         dataset = load_dataset(spec.dataset, data_dir or cfg.get("data_dir"))
     state = run.read_state()
-    found = latest_checkpoint(run.checkpoints_dir)
+    notes: list[str] = []
+    damaged: list[Path] = []
+    found = latest_good_checkpoint(run.checkpoints_dir, notes, damaged)
     start = found[0] if found else 0
     prior_total = int(state.get("total_steps") or 0)
     if steps is not None or epochs is not None:
@@ -166,7 +250,8 @@ def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
         raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
     base = from_dict(spec.config_cls, cfg.get("config", {}), model=spec.name) if overrides else None
     return ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset, checkpoint=found,
-                      start=start, total_steps=total, overrides=dict(overrides or {}), base_config=base)
+                      start=start, total_steps=total, overrides=dict(overrides or {}), base_config=base,
+                      lock=lock, damaged=damaged, notes=notes)
 
 
 def _optimizer_hparams(trainer: Any) -> dict[str, list[dict[str, Any]]]:
@@ -207,8 +292,12 @@ def _restore_overridden_hparams(trainer: Any, base: dict[str, list[dict[str, Any
 
 
 def open_planned(plan: ResumePlan) -> Session:
-    """Build the trainer of a plan, load its checkpoint and drop metrics logged after it."""
+    """Build the trainer of a plan, load its checkpoint and drop metrics logged after it (and set
+    aside the damaged checkpoints newer than it). The session takes over the plan's lock; on an
+    error the lock stays with the plan (its owner releases it)."""
     run = plan.run
+    if plan.lock is not None and not plan.lock.held:
+        raise GMError(f"The plan to train run '{run.name}' no longer holds its lock; plan it again.")
     session = _build(run, plan.spec, plan.config, plan.dataset, plan.device, plan.total_steps)
     if plan.checkpoint is not None:
         weights, tstate, step = load_checkpoint(plan.checkpoint[1])
@@ -224,6 +313,9 @@ def open_planned(plan: ResumePlan) -> Session:
         session.batcher.load_state_dict(tstate["batcher"])
         session.elapsed = float(tstate.get("elapsed", 0.0))
         session.last_checkpoint_step = step
+    for path in plan.damaged:  # the run continues from an earlier step: these are not its future
+        if path.exists():
+            set_aside(path)
     state = run.read_state()
     best = state.get("best_checkpoint")
     # The best-so-far must be a checkpoint that still exists and is not newer than where we restart.
@@ -236,13 +328,24 @@ def open_planned(plan: ResumePlan) -> Session:
         cfg["config"] = to_dict(plan.config)
         write_json_atomic(run.path / "config.json", cfg)
     run.write_state(total_steps=plan.total_steps, step=plan.start, error=None, device=str(plan.device),
-                    best_checkpoint=session.best)
+                    best_checkpoint=session.best,
+                    last_checkpoint=f"step-{plan.start}" if plan.checkpoint is not None else None)
+    session.lock, session.notes = plan.lock, list(plan.notes)
     return session
+
+
+def _open_or_release(plan: ResumePlan) -> Session:
+    try:
+        return open_planned(plan)
+    except BaseException:
+        plan.release()
+        raise
 
 
 def open_session(path, *, steps: int | None = None, epochs: float | None = None,
                  device: str | None = None, data_dir: str | None = None,
                  overrides: dict[str, Any] | None = None, dataset=None) -> Session:
-    """Rebuild a run from its folder and latest checkpoint; `steps`/`epochs` are added on top."""
-    return open_planned(plan_resume(path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
-                                    overrides=overrides, dataset=dataset))
+    """Rebuild a run from its folder and newest good checkpoint; `steps`/`epochs` are added on top.
+    The session holds the run's lock until train() returns (or ``session.close()``)."""
+    return _open_or_release(plan_resume(path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
+                                        overrides=overrides, dataset=dataset))

@@ -58,8 +58,8 @@ def candidates(role: str, runs_dir: str | Path | None = None, pretrained_dir: st
         shipped = find_pretrained(r.pretrained, pretrained_dir)
         if shipped is not None:
             out.append(shipped)
-    for run in list_runs(runs_dir):
-        if r.matches(_config(run)) and latest_checkpoint(run.checkpoints_dir) is not None:
+    for run in list_runs(runs_dir):  # a damaged run (gm.runs.schema) plays no role
+        if run.damage() is None and r.matches(_config(run)) and latest_checkpoint(run.checkpoints_dir) is not None:
             out.append(run)
     return out
 
