@@ -57,13 +57,13 @@ SAMPLE_TO_PNGS = """
 import sys
 from pathlib import Path
 from PIL import Image
-from gm.metrics.evaluate import _open_run
+import gm
 from gm.metrics.sources import sample_batches
 run, n, out = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 out.mkdir(parents=True)
-trainer = _open_run(run, "cpu").trainer
+model = gm.load_model(run, "cpu")
 i = 0
-for batch in sample_batches(trainer, n, seed=0):
+for batch in sample_batches(model, n, seed=0):
     for img in (batch[:, 0] * 255).round().byte().numpy():
         Image.fromarray(img).save(out / f"{i:05d}.png")
         i += 1
@@ -205,7 +205,8 @@ def _gm_split(run: Path, n: int, weights: Path, data_dir: str | None, cache: Pat
     import torch
     import torch.nn.functional as F
 
-    from gm.metrics.evaluate import _open_run, _rebatch
+    import gm
+    from gm.metrics.evaluate import _rebatch
     from gm.metrics.features import file_sha256
     from gm.metrics.frechet import Moments, frechet_distance
     from gm.metrics.inception import InceptionFeatures, build_inception, load_state_dict_file
@@ -220,8 +221,8 @@ def _gm_split(run: Path, n: int, weights: Path, data_dir: str | None, cache: Pat
     ext = InceptionFeatures(build_inception(load_state_dict_file(weights)), file_sha256(weights), torch.device("cpu"))
     out["Inception build (read weights, fold BatchNorm)"] = time.perf_counter() - t
     t = time.perf_counter()
-    trainer = _open_run(run, torch.device("cpu")).trainer
-    batches = list(_rebatch(sample_batches(trainer, n, 0), ext.batch_size))
+    model = gm.load_model(run, "cpu")
+    batches = list(_rebatch(sample_batches(model, n, 0), ext.batch_size))
     out[f"generation ({n} images, run loaded)"] = time.perf_counter() - t
     t = time.perf_counter()
     with torch.inference_mode():
