@@ -3,7 +3,7 @@
     python -m gm.pretrained build [--device cuda|cpu] [--out checkpoints/pretrained] [--models vae,gan]
 
 ``checkpoints/pretrained/<model>/`` is a plain *run folder* (see gm.runs.folder), so
-``load_for_inference``, the CLI (`sample`, `eval`) and every page of the app use it unchanged:
+``gm.load_model``, the CLI (`sample`, `eval`) and every page of the app use it unchanged:
 
     config.json                     the training run's config.json (device "auto", no data_dir)
     state.json                      status "finished", step N
