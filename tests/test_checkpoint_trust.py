@@ -14,39 +14,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 import gm
-from gm.data.dsprites import OFFICIAL_FILE, factor_grid, render_classes
 from gm.errors import GMError
 from gm.runs import checkpoint as ck
 from gm.runs.folder import RunFolder
-from gm.runs.jobs import JobManager
 from gm.runs.loop import take_lock
 from gm.trainers.vae import VAETrainer
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"width": 0.25, "batch_size": 16, "log_every": 5, "sample_every": 1000, "checkpoint_every": 5,
          "keep_checkpoints": 3}
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-dsprites")
-    classes = factor_grid(0)[::72][:256]
-    latents = np.concatenate([np.zeros((len(classes), 1), np.int64), classes], axis=1)
-    np.savez(folder / OFFICIAL_FILE, imgs=render_classes(classes), latents_classes=latents)
-    return folder
-
-
-@pytest.fixture
-def manager():
-    m = JobManager()
-    yield m
-    assert m.shutdown(timeout=60)
 
 
 def _run(manager, runs_dir, tiny_data, name: str, steps: int = 15, **config) -> Path:

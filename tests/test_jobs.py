@@ -11,11 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from gm.data.dsprites import OFFICIAL_FILE, factor_grid, render_classes
 from gm.errors import GMError
 from gm.runs.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gm.runs.folder import RunFolder
@@ -25,23 +23,6 @@ from gm.trainers.vae import VAETrainer
 SMALL = {"width": 0.25, "batch_size": 16, "log_every": 5, "sample_every": 1000,
          "checkpoint_every": 1000}
 LONG = 1_000_000  # steps of a job that only a stop ends
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """A 256-image dSprites archive in the official layout: loads in milliseconds."""
-    folder = tmp_path_factory.mktemp("tiny-dsprites")
-    classes = factor_grid(0)[::72][:256]
-    latents = np.concatenate([np.zeros((len(classes), 1), np.int64), classes], axis=1)
-    np.savez(folder / OFFICIAL_FILE, imgs=render_classes(classes), latents_classes=latents)
-    return folder
-
-
-@pytest.fixture
-def manager():
-    m = JobManager()
-    yield m
-    assert m.shutdown(timeout=60)
 
 
 def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):

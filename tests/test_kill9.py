@@ -12,11 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from gm.data.dsprites import OFFICIAL_FILE, factor_grid, render_classes
 from gm.runs.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from gm.runs.folder import RunFolder
 from gm.runs.jobs import JobManager
@@ -25,15 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 # Tiny model, a checkpoint every 2 steps: most of the wall time is spent writing checkpoints.
 TRAIN_SETTINGS = ["--set", "width=0.25", "--set", "batch_size=16", "--set", "log_every=1",
                   "--set", "checkpoint_every=2", "--set", "keep_checkpoints=2", "--set", "sample_every=1000"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-dsprites")
-    classes = factor_grid(0)[::72][:256]
-    latents = np.concatenate([np.zeros((len(classes), 1), np.int64), classes], axis=1)
-    np.savez(folder / OFFICIAL_FILE, imgs=render_classes(classes), latents_classes=latents)
-    return folder
 
 
 def _default_sigint() -> None:

@@ -11,10 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from gm.data.dsprites import OFFICIAL_FILE, factor_grid, render_classes
 from gm.errors import GMError
 from gm.runs import lock as run_lock
 from gm.runs.checkpoint import list_checkpoints
@@ -27,22 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = {"width": 0.25, "batch_size": 16, "log_every": 5, "sample_every": 1000, "checkpoint_every": 1000}
 LONG = 1_000_000
 HOLDER = re.compile(r"being trained by process (\d+) on this machine since \d\d:\d\d:\d\d; stop it there first\.")
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-dsprites")
-    classes = factor_grid(0)[::72][:256]
-    latents = np.concatenate([np.zeros((len(classes), 1), np.int64), classes], axis=1)
-    np.savez(folder / OFFICIAL_FILE, imgs=render_classes(classes), latents_classes=latents)
-    return folder
-
-
-@pytest.fixture
-def manager():
-    m = JobManager()
-    yield m
-    assert m.shutdown(timeout=60)
 
 
 def _trained(manager, runs_dir, tiny_data, name: str, steps: int = 10) -> Path:
