@@ -5,6 +5,10 @@ One job per module:
     frechet      Fréchet distance of two Gaussians (float64, eigenvalues; no scipy sqrtm)
     inception    pytorch-fid's InceptionV3 pool features, weights found offline or downloaded once
     classifiers  the project's MNIST digit and dSprites factor classifiers (shipped safetensors)
+    offline      the validated offline realism evaluator: fid_offline, recognisable share, within-class diversity
+    disturb      Heusel et al.'s disturbances (noise, blur, rectangles, swirl, salt & pepper, contamination)
+    validate     the disturbance table that validates a feature extractor's Fréchet distance
+    train_offline  `python -m gm.metrics.train_offline`: trains the offline evaluators
     features     batching, progress, cancelling and time estimates around any feature extractor
     stats        real-image statistics cached on disk, keyed by everything that changes them
     sources      what a user can point at: a run folder, an image folder, an images .npz, a stats .npz

@@ -19,8 +19,9 @@ def _common(p: argparse.ArgumentParser, *, features: bool = True) -> None:
     p.add_argument("--n", type=int, default=DEFAULT_N,
                    help=f"generated images sampled from a run, and real images (default {DEFAULT_N})")
     if features:
-        p.add_argument("--features", choices=("inception", "classifier"), default="inception",
-                       help="Inception (pytorch-fid) or the project's classifier (offline, fast; not comparable)")
+        p.add_argument("--features", choices=("inception", "classifier", "offline"), default="inception",
+                       help="Inception (pytorch-fid), the project's classifier, or its validated offline realism "
+                            "evaluator (both offline and fast; not comparable with Inception)")
     p.add_argument("--real-seed", type=int, default=0, help="seed choosing the real images (default 0)")
     p.add_argument("--split", default="train", choices=("train", "test"), help="real images' split")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
@@ -141,7 +142,8 @@ def cmd_fid(args) -> int:
                      log=_log(args.quiet))
     finally:
         bar.close()
-    note = "" if result.features == "inception" else " (classifier features: not comparable with Inception FID)"
+    note = "" if result.features == "inception" else \
+        f" ({result.features} features: not comparable with Inception FID)"
     if not args.quiet:
         print(f"{result.features} FID of {result.n_a:,} vs {result.n_b:,} images{note}; "
               f"{result.seconds:.1f}s", file=sys.stderr)

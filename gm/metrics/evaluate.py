@@ -6,7 +6,7 @@ Each evaluation of a run folder appends one line per number to ``<run>/eval.json
 
     {"step", "metric", "value", "n", "features", "stats_key", "time", "seed"}
 
-``step`` is the checkpoint evaluated, ``features`` "inception" | "classifier" | "encoder", ``stats_key``
+``step`` is the checkpoint evaluated, ``features`` "inception" | "classifier" | "offline" | "encoder", ``stats_key``
 the id of the reference statistics (see :mod:`gm.metrics.stats`), ``time`` when it was measured.
 """
 
@@ -41,7 +41,7 @@ from gm.metrics.sources import Source, open_source, real_images, sample_batches
 from gm.metrics.stats import cached_or_none, key_id, load_cached, make_key, real_stats, save_cached
 from gm.models.base import ClassConditional, Encodes, SamplesFromNoise
 
-FEATURES = ("inception", "classifier")
+FEATURES = ("inception", "classifier", "offline")
 DEFAULT_N = 5000
 LogFn = Callable[[str], None]
 
@@ -49,7 +49,7 @@ LogFn = Callable[[str], None]
 @dataclass
 class FIDResult:
     value: float
-    features: str          # "inception" | "classifier"
+    features: str          # "inception" | "classifier" | "offline"
     extractor: str
     n_a: int
     n_b: int
@@ -76,6 +76,11 @@ def get_extractor(features: str, dataset: str | None, device: torch.device | str
             raise GMError("Classifier features depend on the dataset; pass --dataset mnist or dsprites.")
         from gm.metrics.classifiers import ClassifierFeatures, load_classifier
         return ClassifierFeatures(load_classifier(dataset, device))
+    if features == "offline":
+        if dataset is None:
+            raise GMError("Offline features depend on the dataset; pass --dataset mnist or dsprites.")
+        from gm.metrics.offline import offline_extractor
+        return offline_extractor(dataset, device)
     raise GMError(f"Unknown features '{features}'; use one of {', '.join(FEATURES)}.")
 
 
@@ -369,6 +374,8 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
     result.update({"coverage_of": what, "class_names": list(names), **cov})
     result.update(precision_recall(real_feats, gen_feats, k=3))
 
+    result.update(_offline_metrics(ds, dev, kept, real, n, split, real_seed, cache_folder, tracker))
+
     if conditional:
         labels = torch.arange(n_gen) % int(run.model.num_classes)
         got = []
@@ -404,6 +411,46 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
     return result
 
 
+def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real: Any, n: int, split: str,
+                     real_seed: int, cache_folder: Path | None, tracker: Tracker) -> dict[str, Any]:
+    """fid_offline, recognisable_share(_real) and within_class_diversity on the offline evaluator's
+    features (gm.metrics.offline), from the generated images already drawn and the same real images.
+    Datasets without an offline evaluator (or a checkout without its weights) get none of these keys.
+    The pass is not counted in the progress: it re-reads images already counted and takes a fraction
+    of the classifier pass."""
+    from gm.metrics.offline import (
+        OFFLINE,
+        OfflineFeatures,
+        load_offline,
+        recognisable_share,
+        within_class_diversity,
+    )
+
+    if ds not in OFFLINE:
+        return {}
+    try:
+        of = OfflineFeatures(load_offline(ds, dev))
+    except GMError:
+        return {}
+    tracker.check()
+    gen = torch.cat(kept).float() / 255
+    g_feats, g_probs = of.all(gen)
+    r_feats, r_probs = of.all(real.images.batch(0, len(real.images)))
+    tracker.check()
+    key = make_key(ds, split, n, real_seed, of, real.fingerprint)
+    ref = load_cached(key, cache_folder)
+    if ref is None:
+        mu_r, sigma_r = mean_and_cov(r_feats)
+        save_cached(key, mu_r, sigma_r, cache_folder)
+    else:
+        mu_r, sigma_r = ref.mu, ref.sigma
+    mu_g, sigma_g = mean_and_cov(g_feats)
+    return {"fid_offline": frechet_distance(mu_g, sigma_g, mu_r, sigma_r), "stats_key_offline": key_id(key),
+            "offline_evaluator": of.name, "recognisable_share": recognisable_share(g_probs),
+            "recognisable_share_real": recognisable_share(r_probs),
+            "within_class_diversity": within_class_diversity(g_feats, g_probs, r_feats, r_probs)}
+
+
 def _mig_of_run(run: _Run, real: Any, dev: torch.device, tracker: Tracker) -> dict[str, Any]:
     """MIG of a VAE-family run's encoder means on the real dSprites images (and their factors)."""
     from gm.metrics.mig import encode, mig, model_encoder
@@ -431,6 +478,12 @@ def _record(run: _Run, result: dict[str, Any]) -> None:
         lines.append(("mig", result["mig"], "encoder", None))
     if "fid_inception" in result:
         lines.append(("fid", result["fid_inception"], "inception", result["stats_key_inception"]))
+    if "fid_offline" in result:  # own metric names: "fid" lines stay classifier / inception
+        lines += [("fid_offline", result["fid_offline"], "offline", result["stats_key_offline"]),
+                  ("recognisable_share", result["recognisable_share"], "offline", None),
+                  ("recognisable_share_real", result["recognisable_share_real"], "offline", None),
+                  ("within_class_diversity", result["within_class_diversity"], "offline", None)]
+        lines = [line for line in lines if line[1] is not None]   # no diversity without recognisable samples
     now = _now()
     for metric, value, features, stats_key in lines:
         run.run.append_eval({"step": run.step, "metric": metric, "value": value, "n": result["n"],

@@ -2,7 +2,7 @@
 and an up-front time estimate.
 
 An extractor is any callable ``images in [0, 1] (N x C x H x W) -> float64 N x D`` with attributes
-``kind`` ("inception" | "classifier"), ``name``, ``dims``, ``weights_hash``, ``batch_size`` and
+``kind`` ("inception" | "classifier" | "offline"), ``name``, ``dims``, ``weights_hash``, ``batch_size`` and
 ``device`` (see :class:`gm.metrics.inception.InceptionFeatures`,
 :class:`gm.metrics.classifiers.ClassifierFeatures`).
 """
