@@ -42,10 +42,14 @@ def finished_run(runs, name="done", model="vae", steps=10, **extra):
     return session.run
 
 
-def open_page(page: str, run_path=None) -> AppTest:
+def open_page(page: str, run_path=None, state: dict | None = None) -> AppTest:
+    """A fresh browser session of the app on `page`, with `run_path` picked in the sidebar and any
+    other session_state values in `state`; fails on an exception."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
     if run_path is not None:
         at.session_state["run"] = str(run_path)
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
     at.run()
     if page != "pages/home.py":
         at.switch_page(page)

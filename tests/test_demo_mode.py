@@ -22,6 +22,7 @@ from gm.demo import DemoLimits, DemoPolicy, demo_enabled
 from gm.errors import GMError
 from gm.runs.folder import RunFolder
 from tests.conftest import REPO
+from tests.test_app import open_page
 
 
 # ---- a fake job manager and clock ------------------------------------------------------------------
@@ -380,15 +381,7 @@ def demo_app(tmp_path, monkeypatch):
 
 
 def session(page: str = "pages/home.py", run_path=None) -> AppTest:
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    if run_path is not None:
-        at.session_state["run"] = str(run_path)
-    at.run()
-    if page != "pages/home.py":
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(page, run_path)
 
 
 def start_from_form(at: AppTest, name: str) -> None:

@@ -286,22 +286,11 @@ PAGES = ["pages/home.py", "pages/train.py", "pages/monitor.py", "pages/explore.p
 
 
 def open_page(page: str, run_path: Path):
-    """Like tests.test_app.open_page, with the damaged run selected and, for the walkthrough, a step
+    """tests.test_app.open_page with the damaged run selected and, for the walkthrough, a step
     whose roles the damaged VAE run could play ("bad" sorts before "good": it is the first candidate)."""
-    from streamlit.testing.v1 import AppTest
-
-    from tests.conftest import REPO
+    from tests.test_app import open_page as open_app_page
     page, _, step = page.partition("#")
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
-    at.session_state["run"] = str(run_path)
-    if step:
-        at.session_state["wt.step"] = step
-    at.run()
-    if page != "pages/home.py":
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app_page(page, run_path, {"wt.step": step} if step else None)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -92,8 +92,9 @@ def isolated_init(seed: int) -> Iterator[None]:
 
 
 # ---- capabilities -------------------------------------------------------------------------------
-class Capability:
-    """A declared ability; ``key`` is how run listings, forms and views name it."""
+class Capability(ABC):  # noqa: B024 (the abstract methods are in each capability)
+    """A declared ability; ``key`` is how run listings, forms and views name it. Its methods are
+    abstract: a model class that declares a capability and lacks one of them cannot be built."""
 
     key: ClassVar[str] = ""
 
@@ -104,12 +105,13 @@ class SamplesFromNoise(Capability):
     key = "samples"
     latent_dim: int
 
+    @abstractmethod
     def sample_from(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """Images in [0, 1] for latent codes z (N x latent_dim)."""
 
+    @abstractmethod
     def latent_layer(self) -> nn.Module:
         """The network that takes z first (its first layer gives the latent directions)."""
-        raise NotImplementedError
 
 
 class ClassConditional(Capability):
@@ -118,8 +120,9 @@ class ClassConditional(Capability):
     key = "conditional"
     num_classes: int
 
+    @abstractmethod
     def grid_classes(self) -> torch.Tensor:
-        raise NotImplementedError
+        """The class of each image of the saved grid."""
 
 
 class Encodes(Capability):
@@ -128,11 +131,13 @@ class Encodes(Capability):
     key = "encodes"
     latent_dim: int
 
+    @abstractmethod
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(mu, logvar) of q(z|x) for images in [0, 1]."""
 
+    @abstractmethod
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Images in [0, 1] for latent codes z."""
 
 
 class Translates(Capability):
@@ -141,8 +146,9 @@ class Translates(Capability):
     key = "translates"
     domains: tuple[str, ...]
 
+    @abstractmethod
     def translate(self, images: torch.Tensor, to: str, source: str | None = None) -> torch.Tensor:
-        raise NotImplementedError
+        """`images` of domain `source` (any, when None) as domain `to`, in [0, 1]."""
 
 
 CAPABILITIES: tuple[type[Capability], ...] = (SamplesFromNoise, ClassConditional, Encodes, Translates)
