@@ -19,10 +19,20 @@ MAX_SEED = 2 ** 32 - 1   # numpy's limit; torch's generators take it, and seed x
 MAX_INT = 2 ** 53        # a larger whole number (a 25-digit --steps) is a typo, and overflows torch's int64
 
 
+NO_VALUE = object()
+
+
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-           choices: tuple[Any, ...] | None = None, ui: bool = True) -> Any:
-    """Declare a config field with its help text (and optional bounds / choices)."""
+           choices: tuple[Any, ...] | None = None, ui: bool = True, before: Any = NO_VALUE) -> Any:
+    """Declare a config field with its help text (and optional bounds / choices).
+
+    `before`: what a run saved before this field existed was trained with, when that differs from the
+    new default (a saved config.json lacking the key gets it: see ``from_dict(saved=True)``), so an
+    old run rebuilds the networks and recipe it was trained with.
+    """
     meta = {"help": help, "min": min, "max": max, "choices": choices, "ui": ui}
+    if before is not NO_VALUE:
+        meta["before"] = before
     return field(default=default, metadata=meta)
 
 
@@ -122,9 +132,15 @@ def _check(config_cls: type, f: dataclasses.Field, value: Any) -> None:
             raise GMError(f"'{f.name}' must be at most {MAX_INT:,}; got {shown}.")
 
 
-def from_dict(config_cls: type, values: dict[str, Any], *, model: str = "") -> Any:
-    """Build and validate a config from a dict (config.json, a Hub config, a UI form)."""
+def from_dict(config_cls: type, values: dict[str, Any], *, model: str = "", saved: bool = False) -> Any:
+    """Build and validate a config from a dict (config.json, a Hub config, a UI form).
+
+    ``saved``: the dict was written by a run (config.json, a checkpoint, a Hub upload), so a key it
+    lacks is a field added since: it gets the field's ``before`` value when it declares one."""
     known = {f.name: f for f in fields_of(config_cls)}
+    if saved:
+        values = {**{name: f.metadata["before"] for name, f in known.items()
+                     if "before" in f.metadata and name not in values}, **values}
     unknown = sorted(set(values) - set(known))
     if unknown:
         where = f" of model '{model}'" if model else ""

@@ -242,7 +242,7 @@ def import_export(src: Path, runs_dir: str | Path, name: str, *, origin: str | N
         raise GMError("The download has no config.json; it is not a gm model.")
     cfg = schema.read_file(schema.HUB_FILE, src / "config.json", owner=owner, folder=src)
     spec = get_spec(cfg["model"])
-    config = from_dict(spec.config_cls, cfg["config"], model=spec.name)  # unknown keys, bad values: GMError
+    config = from_dict(spec.config_cls, cfg["config"], model=spec.name, saved=True)  # unknown keys, bad values: GMError
     info = DataInfo.from_run_config(cfg)
     try:
         weights = load_file(str(src / "model.safetensors"))
@@ -255,7 +255,9 @@ def import_export(src: Path, runs_dir: str | Path, name: str, *, origin: str | N
         raise GMError(f"model.safetensors of {owner} holds NaN or infinite values in '{broken}'; the model "
                       f"diverged before it was pushed, so it cannot sample.")
     model = spec.build_model(config, info)
-    model.load_weights(weights)  # strict: wrong shapes or missing parts raise GMError
+    # Strict: wrong shapes or missing parts raise GMError; a pushed shipped run may lack what only
+    # training reads (a GAN's discriminator), and a pulled run is weights-only anyway.
+    model.load_weights(weights, sampling_only=True)
 
     runs_dir = Path(runs_dir)
     dest = runs_dir / name

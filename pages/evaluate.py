@@ -110,6 +110,23 @@ if result:
                         help=t("evaluate.acgan_accuracy_help"))
     if "mig" in result:
         extra[1].metric("MIG", ui.n(result["mig"], ".3f"), help=t("evaluate.mig_help"))
+    if "recognised_as_requested" in result:
+        extra[2].metric(t("evaluate.recognised_as_requested"), ui.n(result["recognised_as_requested"], ".1%"),
+                        help=t("evaluate.recognised_as_requested_help"))
+    if "fid_offline" in result:   # the offline realism evaluator (gm.metrics.offline)
+        st.markdown(f"**{t('evaluate.offline_heading')}**")
+        real = st.columns(5)
+        real[0].metric(t("evaluate.fid_offline"), ui.n(result["fid_offline"], ".2f"), help=t("evaluate.fid_offline_help"))
+        real[1].metric(t("evaluate.recognisable"), ui.n(result["recognisable_share"], ".1%"),
+                       help=t("evaluate.recognisable_help", real=ui.n(result["recognisable_share_real"], ".1%")))
+        real[2].metric(t("evaluate.classes_recognised"),
+                       f"{ui.n(result['classes_recognised'])} / {ui.n(result['num_classes'])}",
+                       help=t("evaluate.classes_recognised_help"))
+        diversity = result.get("within_class_diversity")
+        real[3].metric(t("evaluate.diversity"), "—" if diversity is None else ui.n(diversity, ".2f"),
+                       help=t("evaluate.diversity_help"))
+        real[4].metric(t("evaluate.coverage_offline"), ui.n(result["coverage_offline"], ".2f"),
+                       help=t("evaluate.coverage_offline_help"))
     st.plotly_chart(plots.bar_figure(result["class_names"], result["class_histogram"],
                                      t(f"evaluate.histogram_{result['coverage_of']}")),
                     width="stretch", key="ev.hist")

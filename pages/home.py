@@ -16,17 +16,27 @@ if st.button(t("home.open_walkthrough"), icon=":material/school:", key="home.wal
 
 
 def showcase() -> dict:
-    """Model name -> its shipped pretrained run (the one named after the model when a model ships
-    several). Only the shipped runs: a local or a visitor's run, aborted or not, never replaces them."""
-    out: dict = {}
-    for run in ui.pretrained_runs():
-        try:
-            model = run.read_config().get("model")
-        except Exception:
-            continue
-        if model not in out or run.name == model:
-            out[model] = run
-    return out
+    """Model name -> its shipped pretrained run (gm.pretrained.showcase_runs: the one named after the
+    model when a model ships several, never a failure example). Only the shipped runs: a local or a
+    visitor's run, aborted or not, never replaces them."""
+    from gm.pretrained import default_dir, showcase_runs
+    return showcase_runs(default_dir())
+
+
+def measured(run) -> str | None:
+    """The card's line of held-out figures from the shipped run's metrics.json (MNIST GANs)."""
+    import json
+    try:
+        m = json.loads((run.path / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(m, dict) or not all(isinstance(m.get(k), (int, float)) for k in
+                                          ("recognisable_share", "recognisable_share_real", "classes_recognised")):
+        return None
+    diversity = m.get("within_class_diversity")
+    return t("home.card_measured", recognisable=ui.n(m["recognisable_share"], ".0%"),
+             real=ui.n(m["recognisable_share_real"], ".0%"), classes=ui.n(int(m["classes_recognised"])),
+             diversity="—" if not isinstance(diversity, (int, float)) else ui.n(diversity, ".2f"))
 
 
 def newest_grid(run):
@@ -61,6 +71,9 @@ for i, spec in enumerate(MODELS.values()):
         if grid:
             st.image(str(grid[1]), caption=t("home.grid_caption", who=t("app.pretrained"), step=grid[0]),
                      width="stretch", output_format="PNG")
+            line = measured(run)
+            if line:
+                st.caption(line)
 
 st.subheader(t("home.runs_heading"))
 if ui.demo_mode():

@@ -25,3 +25,17 @@ def test_train_throughput_smoke(mnist_dir, tmp_path, capsys):
     assert 0 < row["periodic_share"] < 0.5 and row["grid_ms"] > 0 and row["ckpt_ms"] > 0
     assert 0 < row["loop_ms"]
     assert "| `gan` | 64 | 64 |" in capsys.readouterr().out
+
+
+def test_time_to_quality_smoke(mnist_dir, tmp_path, capsys):
+    """Both variants (gm's loop and the course script) train, probe on schedule and report; a target
+    nobody meets in a few seconds gives 'not reached' rows, never a speed-up."""
+    from bench import time_to_quality
+    out = tmp_path / "ttq.json"
+    assert time_to_quality.main(["--models", "gan", "--every", "5", "--max-minutes", "0.05", "--ratio", "0.99",
+                                 "--data-dir", str(mnist_dir), "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["model"] == "gan" and row["gm_seconds"] is None and row["course_seconds"] is None
+    assert row["gm_best_ratio"] is not None and row["course_best_ratio"] is not None
+    assert "speedup" not in row
+    assert "| `gan` | not reached in 0.05 min" in capsys.readouterr().out

@@ -45,8 +45,8 @@ def test_pretrained_folder_is_small():
     if not SHIPPED.is_dir():
         pytest.skip("no checkpoints/pretrained in this checkout")
     size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
-    # About 3 MB per model; the walkthrough adds a second ControlVAE (KL 14) and early/middle grids.
-    assert size < 34e6, f"checkpoints/pretrained is {size / 1e6:.1f} MB"
+    # Issue 17's budget: fp16 weights of what sampling reads, early/middle/final grids, metrics.
+    assert size < 40e6, f"checkpoints/pretrained is {size / 1e6:.1f} MB"
 
 
 def test_home_shows_every_pretrained_model_without_runs(tmp_path, monkeypatch):
@@ -61,6 +61,10 @@ def test_home_shows_every_pretrained_model_without_runs(tmp_path, monkeypatch):
         assert not at.exception, [e.value for e in at.exception]
         captions = [c for el in at.get("image") for c in [img.caption for img in el.proto.imgs]]
         assert sum(c.startswith("pretrained, step") for c in captions) == len(present)
+        # The MNIST GANs' cards carry their held-out figures; failure examples are no model's card.
+        measured = [c.value for c in at.caption if c.value.startswith("Held-out digits:")]
+        assert len(measured) >= 5, measured
+        assert not any("failure" in c for c in captions)
         assert at.selectbox[0].format_func(at.selectbox[0].value).startswith("pretrained · ")
         assert any("No runs yet" in i.value for i in at.info)
     finally:

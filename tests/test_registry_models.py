@@ -144,11 +144,12 @@ def test_two_models_built_in_one_thread_do_not_share_random_state():
 
 
 @pytest.mark.parametrize("name", list(ENTRIES))
-def test_pretrained_entries_sample_exactly_as_before_the_redesign(name):
-    """Stored by the code before models were separated from trainers (8 samples, seed 7, fp16, and
-    float64 sums of the samples and of the fixed-seed grid). Equal to float32 rounding: the
-    references were made with torch's default threads, these tests run on one, which changes the
-    order of a convolution's sums in the last bit."""
+def test_pretrained_entries_sample_exactly_as_stored(name):
+    """8 samples (seed 7, fp16) and float64 sums of the samples and of the fixed-seed grid, stored
+    when the shipped runs were built (`python -m tests.data.make_pretrained_references`; the runs
+    kept from before the model/trainer split were stored by the code before it). Equal to float32
+    rounding: the references were made with torch's default threads, these tests run on one, which
+    changes the order of a convolution's sums in the last bit."""
     folder = REPO / "checkpoints" / "pretrained" / name
     if not (folder / "config.json").is_file():
         pytest.skip(f"no shipped pretrained run {name}")

@@ -36,7 +36,9 @@ REQUIRED = {
     "compare": {"compare.table", "compare.fid_mnist"},
     "dcgan": {"dcgan.losses", "dcgan.d_acc"},
     "acgan": {"acgan.class", "acgan.accuracy"},
-    "failures": {"failures.histogram_worst", "failures.histogram_best", "failures.coverage"},
+    "failures": {"failures.histogram_worst", "failures.histogram_best", "failures.coverage",
+                 "failures.collapse_grid_final", "failures.collapse_table", "failures.convergence_losses",
+                 "failures.convergence_outputs", "failures.convergence_grid_final"},
     "cam": {"cam.heatmaps"},
 }
 

@@ -378,12 +378,14 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
 
     if conditional:
         labels = torch.arange(n_gen) % int(run.model.num_classes)
-        got = []
+        got, images = [], []
         for x in _rebatch(sample_batches(run.model, n_gen, seed, labels=labels), cf.batch_size):
             tracker.check()
             got.append(cf.features_and_predictions(x)[1][what])
+            images.append(x)
             tracker.advance(x.shape[0])
         result["acgan_accuracy"] = conditional_accuracy(np.concatenate(got), labels.numpy())
+        result.update(_recognised_as_requested(ds, dev, torch.cat(images), labels))
 
     if do_mig:
         result.update(_mig_of_run(run, real, dev, tracker))
@@ -421,10 +423,12 @@ def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real:
     from gm.metrics.offline import (
         OFFLINE,
         OfflineFeatures,
+        classes_recognised,
         load_offline,
         recognisable_share,
         within_class_diversity,
     )
+    from gm.metrics.prd import density_coverage, precision_recall
 
     if ds not in OFFLINE:
         return {}
@@ -445,10 +449,32 @@ def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real:
     else:
         mu_r, sigma_r = ref.mu, ref.sigma
     mu_g, sigma_g = mean_and_cov(g_feats)
+    share, share_real = recognisable_share(g_probs), recognisable_share(r_probs)
+    pr = precision_recall(r_feats, g_feats, k=3)
+    dc = density_coverage(r_feats, g_feats, k=5)
     return {"fid_offline": frechet_distance(mu_g, sigma_g, mu_r, sigma_r), "stats_key_offline": key_id(key),
-            "offline_evaluator": of.name, "recognisable_share": recognisable_share(g_probs),
-            "recognisable_share_real": recognisable_share(r_probs),
-            "within_class_diversity": within_class_diversity(g_feats, g_probs, r_feats, r_probs)}
+            "offline_evaluator": of.name, "recognisable_share": share, "recognisable_share_real": share_real,
+            "recognisable_ratio": share / share_real if share_real else None,
+            "classes_recognised": classes_recognised(g_probs),
+            "within_class_diversity": within_class_diversity(g_feats, g_probs, r_feats, r_probs),
+            "precision_offline": pr["precision"], "recall_offline": pr["recall"],
+            "density_offline": dc["density"], "coverage_offline": dc["coverage"]}
+
+
+def _recognised_as_requested(ds: str, dev: torch.device, images: torch.Tensor,
+                             labels: torch.Tensor) -> dict[str, Any]:
+    """Share of a conditional model's samples the offline evaluator recognises (probability >= 0.9)
+    as the class they were asked for: stricter than acgan_accuracy, which credits any argmax."""
+    from gm.metrics.offline import OFFLINE, OfflineFeatures, load_offline, recognised_class
+
+    if ds not in OFFLINE:
+        return {}
+    try:
+        of = OfflineFeatures(load_offline(ds, dev))
+    except GMError:
+        return {}
+    probs = of.all(images)[1]
+    return {"recognised_as_requested": float((recognised_class(probs) == labels.numpy()).mean())}
 
 
 def _mig_of_run(run: _Run, real: Any, dev: torch.device, tracker: Tracker) -> dict[str, Any]:
@@ -482,8 +508,16 @@ def _record(run: _Run, result: dict[str, Any]) -> None:
         lines += [("fid_offline", result["fid_offline"], "offline", result["stats_key_offline"]),
                   ("recognisable_share", result["recognisable_share"], "offline", None),
                   ("recognisable_share_real", result["recognisable_share_real"], "offline", None),
-                  ("within_class_diversity", result["within_class_diversity"], "offline", None)]
-        lines = [line for line in lines if line[1] is not None]   # no diversity without recognisable samples
+                  ("within_class_diversity", result["within_class_diversity"], "offline", None),
+                  ("recognisable_ratio", result.get("recognisable_ratio"), "offline", None),
+                  ("classes_recognised", result.get("classes_recognised"), "offline", None),
+                  ("precision", result.get("precision_offline"), "offline", result["stats_key_offline"]),
+                  ("recall", result.get("recall_offline"), "offline", result["stats_key_offline"]),
+                  ("density", result.get("density_offline"), "offline", result["stats_key_offline"]),
+                  ("coverage", result.get("coverage_offline"), "offline", result["stats_key_offline"])]
+    if "recognised_as_requested" in result:
+        lines.append(("recognised_as_requested", result["recognised_as_requested"], "offline", None))
+    lines = [line for line in lines if line[1] is not None]   # no diversity without recognisable samples
     now = _now()
     for metric, value, features, stats_key in lines:
         run.run.append_eval({"step": run.step, "metric": metric, "value": value, "n": result["n"],

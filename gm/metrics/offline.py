@@ -26,6 +26,7 @@ Weights: ``checkpoints/evaluators/<dataset>_offline.safetensors`` (+ ``.json``),
 from __future__ import annotations
 
 import json
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,15 @@ def recognised_class(probs: np.ndarray, threshold: float = RECOGNISED) -> np.nda
     """The real class of each image recognised with probability >= threshold, else -1."""
     p = np.asarray(probs)[:, :-1]
     return np.where(p.max(axis=1) >= threshold, p.argmax(axis=1), -1)
+
+
+def classes_recognised(probs: np.ndarray, min_share: float = 0.1) -> int:
+    """Classes given at least `min_share` of a uniform share of the samples, counting only the samples
+    recognised with probability >= 0.9 (so broken samples credit no class)."""
+    classes = recognised_class(probs)
+    k = probs.shape[1] - 1  # the last column is the evaluator's "not real" class
+    counts = np.bincount(classes[classes >= 0], minlength=k)
+    return int((counts >= max(1, math.ceil(min_share * len(classes) / k))).sum())
 
 
 def mean_within_class_distance(feats: np.ndarray, classes: np.ndarray, max_per_class: int = 500) -> float | None:

@@ -46,3 +46,28 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict[str
     precision = _inside_any_ball(f, r, knn_radii(r, k)).double().mean().item()
     recall = _inside_any_ball(r, f, knn_radii(f, k)).double().mean().item()
     return {"precision": float(precision), "recall": float(recall)}
+
+
+def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
+    """{"density", "coverage"} (Naeem et al., 2020) of fake features against real features.
+
+    Density: how many real k-NN balls contain each fake sample on average, divided by k (about 1 when
+    the samples are distributed like real data; above 1 when they crowd dense regions). Coverage:
+    share of real samples whose ball contains at least one fake sample. Both use balls around real
+    samples only, so a few outlying fakes cannot inflate them as they inflate recall.
+    """
+    r = torch.as_tensor(np.asarray(real), dtype=torch.float64)
+    f = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
+    if r.dim() != 2 or f.dim() != 2 or r.shape[1] != f.shape[1]:
+        raise GMError(f"Density/coverage needs two N x D feature sets of equal D; got {tuple(r.shape)} and "
+                      f"{tuple(f.shape)}.")
+    radii = knn_radii(r, k)
+    inside = 0.0
+    nearest = torch.full((r.shape[0],), float("inf"), dtype=torch.float64)
+    for s in range(0, f.shape[0], 1024):
+        d = torch.cdist(f[s:s + 1024], r)                      # fakes x reals
+        inside += float((d <= radii[None, :]).sum())
+        nearest = torch.minimum(nearest, d.min(dim=0).values)
+    density = inside / (k * f.shape[0])
+    coverage = float((nearest <= radii).double().mean())
+    return {"density": float(density), "coverage": coverage}

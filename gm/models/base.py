@@ -229,9 +229,25 @@ class GenerativeModel(nn.Module):
             for name, m in self.named_children():
                 m.train(was[name])
 
-    def load_weights(self, weights: dict[str, torch.Tensor], strict: bool = True) -> None:
-        """Load ``<network>.<param>`` tensors (any float dtype: fp16 pretrained weights are cast)."""
+    def training_only(self) -> tuple[str, ...]:
+        """State-dict prefixes of the networks sampling never reads (a GAN's discriminator): a
+        weights-only run (shipped pretrained, pulled from the Hub) may leave them out."""
+        return ()
+
+    def sampling_weights(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`weights` without the training-only networks (see :meth:`training_only`)."""
+        drop = self.training_only()
+        return {k: v for k, v in weights.items() if not k.startswith(drop)} if drop else dict(weights)
+
+    def load_weights(self, weights: dict[str, torch.Tensor], strict: bool = True,
+                     sampling_only: bool = False) -> None:
+        """Load ``<network>.<param>`` tensors (any float dtype: fp16 pretrained weights are cast).
+        ``sampling_only``: the training-only networks may be absent (they keep their initial weights;
+        such a model samples but must not be trained)."""
         expected = self.state_dict()
+        if sampling_only and self.training_only():
+            expected = {k: v for k, v in expected.items()
+                        if not k.startswith(self.training_only()) or k in weights}
         missing = sorted(set(expected) - set(weights))
         bad = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
         if strict and (missing or bad):
@@ -239,7 +255,7 @@ class GenerativeModel(nn.Module):
             raise GMError(f"Weights do not fit model '{self.model_name or type(self).__name__}' ({what}); "
                           f"check the model name and width in config.json.")
         self.load_state_dict({k: v.to(expected[k].dtype) for k, v in weights.items() if k in expected},
-                             strict=strict)
+                             strict=strict and not sampling_only)
 
     def save_pretrained(self, folder: Any, *, step: int = 0, metrics: list[dict[str, Any]] | None = None) -> Any:
         """Write a weights-only run folder (config.json, state.json, checkpoints/step-N/) that

@@ -9,6 +9,7 @@ size.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from gm.errors import GMError
-from gm.models.acgan import AuxClassifierDiscriminator, ConditionalGenerator
+from gm.models.acgan import (
+    AuxClassifierDiscriminator,
+    ConditionalBatchNormGenerator,
+    ConditionalGenerator,
+)
 from gm.models.base import ClassConditional, DataInfo, GenerativeModel, SamplesFromNoise
 from gm.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from gm.models.gan import ConvDiscriminator, PixelShuffleGenerator
 from gm.models.ssgan import SSGANDiscriminator, SSGANGenerator
+
+
+def _conditional_generator(c: Any, d: DataInfo) -> nn.Module:
+    """ACGAN's G by the config's ``conditioning`` (gm.models.acgan explains both)."""
+    if getattr(c, "conditioning", "input") == "batchnorm":
+        return ConditionalBatchNormGenerator(c.latent_dim, d.num_classes, c.width)
+    return ConditionalGenerator(c.latent_dim, d.num_classes, c.embed_dim, c.width)
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                                         DCGANDiscriminator(c.width, c.dropout)), dropout=True),
     "ssgan": Architecture(lambda c, d: (SSGANGenerator(c.latent_dim, c.width), SSGANDiscriminator(c.width)),
                           size=32),
-    "acgan": Architecture(lambda c, d: (ConditionalGenerator(c.latent_dim, d.num_classes, c.embed_dim, c.width),
+    "acgan": Architecture(lambda c, d: (_conditional_generator(c, d),
                                         AuxClassifierDiscriminator(d.num_classes, c.width, c.dropout)),
                           conditional=True, dropout=True),
 }
@@ -60,6 +72,35 @@ class GANModel(GenerativeModel, SamplesFromNoise):
             raise GMError(f"A class-conditional GAN needs a labelled dataset; '{self.data.dataset}' has "
                           f"no classes.")
         self.generator, self.discriminator = arch.build(self.config, self.data)
+        if getattr(self.config, "ema", 0.0):
+            # A copy of G whose weights trail the trained ones (gm.trainers.adversarial.ema_decay):
+            # the networks samples come from. Part of the state dict, so checkpoints and resumes hold it.
+            self.generator_average = copy.deepcopy(self.generator).requires_grad_(False)
+
+    def training_only(self) -> tuple[str, ...]:
+        """D, and G itself when samples come from its weight average."""
+        if getattr(self, "generator_average", None) is not None:
+            return ("discriminator.", "generator.")
+        return ("discriminator.",)
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples come from: the weight average when the config keeps one, else G."""
+        average = getattr(self, "generator_average", None)
+        return self.generator if average is None else average
+
+    @torch.no_grad()
+    def update_average(self, decay: float) -> None:
+        """generator_average <- decay * generator_average + (1 - decay) * generator (parameters and
+        batch-norm statistics; integer counters are copied)."""
+        avg = self.generator_average
+        for a, g in zip(avg.parameters(), self.generator.parameters()):
+            a.lerp_(g, 1.0 - decay)
+        for a, g in zip(avg.buffers(), self.generator.buffers()):
+            if a.is_floating_point():
+                a.lerp_(g, 1.0 - decay)
+            else:
+                a.copy_(g)
 
     @property
     def architecture(self) -> Architecture:
@@ -74,11 +115,13 @@ class GANModel(GenerativeModel, SamplesFromNoise):
         return int(self.config.latent_dim)
 
     def latent_layer(self) -> nn.Module:
-        return self.generator
+        return self.sampling_generator
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """G's raw output in [-1, 1] at the networks' size (training uses this, with gradients)."""
-        return self.generator(z)
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                 generator: nn.Module | None = None) -> torch.Tensor:
+        """G's raw output in [-1, 1] at the networks' size (training uses this, with gradients);
+        `generator` runs another copy of G (the weight average) instead."""
+        return (self.generator if generator is None else generator)(z)
 
     def to_network(self, x: torch.Tensor) -> torch.Tensor:
         """Real images in [-1, 1] at the data's size -> the networks' size (pad with background)."""
@@ -101,12 +144,13 @@ class GANModel(GenerativeModel, SamplesFromNoise):
     @torch.no_grad()
     def sample_from(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [0, 1] of the dataset's size, with G in eval mode (batch norm's running stats)."""
-        was = self.generator.training
-        self.generator.eval()
+        g = self.sampling_generator
+        was = g.training
+        g.eval()
         try:
-            x = self.generate(z.to(self.device), labels)
+            x = self.generate(z.to(self.device), labels, g)
         finally:
-            self.generator.train(was)
+            g.train(was)
         h, w = self.image_shape[-2:]
         if x.shape[-2:] != (h, w):   # SSGAN works at 32x32 on padded 28x28 digits: crop the border
             top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
@@ -126,10 +170,11 @@ class ConditionalGANModel(GANModel, ClassConditional):
     def class_names(self) -> tuple[str, ...]:
         return self.data.class_names or tuple(str(i) for i in range(self.num_classes))
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                 generator: nn.Module | None = None) -> torch.Tensor:
         if labels is None:
             labels = torch.arange(z.shape[0], device=z.device) % self.num_classes
-        return self.generator(z, labels.to(z.device))
+        return (self.generator if generator is None else generator)(z, labels.to(z.device))
 
     def check_labels(self, n: int, labels: Any) -> torch.Tensor:
         labels = torch.as_tensor(labels, dtype=torch.long)

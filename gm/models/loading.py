@@ -75,7 +75,7 @@ def load_model(path_or_run: Any, device: str = "auto", checkpoint: Any = None) -
     run = resolve_run(path_or_run)
     cfg = run.read_config()
     spec = get_spec(str(cfg.get("model", "?")))
-    config = from_dict(spec.config_cls, cfg.get("config") or {}, model=spec.name)
+    config = from_dict(spec.config_cls, cfg.get("config") or {}, model=spec.name, saved=True)
     dev = resolve_device(device)
     model = spec.build_model(config, data_info(run, cfg, spec))
     if checkpoint is None:
@@ -84,7 +84,8 @@ def load_model(path_or_run: Any, device: str = "auto", checkpoint: Any = None) -
             raise GMError(f"Run '{run.name}' has no checkpoint yet; train it first.")
         checkpoint = found[1]
     weights, _, _ = load_checkpoint(Path(checkpoint))
-    model.load_weights(weights)
+    # A weights-only run (shipped pretrained, Hub pull) may keep only what sampling reads.
+    model.load_weights(weights, sampling_only=bool(cfg.get("weights_only")))
     model.to(dev)
     model.eval()
     return model

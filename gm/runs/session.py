@@ -229,7 +229,7 @@ def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_d
     spec = get_spec(cfg.get("model", "?"))
     values = dict(cfg.get("config", {}))
     values.update(overrides or {})
-    config = from_dict(spec.config_cls, values, model=spec.name)
+    config = from_dict(spec.config_cls, values, model=spec.name, saved=True)
     dev = resolve_device(device or cfg.get("device") or "auto")
     if dataset is None:
         dataset = load_dataset(spec.dataset, data_dir or cfg.get("data_dir"))
@@ -248,7 +248,7 @@ def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_d
                       f"--epochs to train further.")
     if config.batch_size > len(dataset):
         raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
-    base = from_dict(spec.config_cls, cfg.get("config", {}), model=spec.name) if overrides else None
+    base = from_dict(spec.config_cls, cfg.get("config", {}), model=spec.name, saved=True) if overrides else None
     return ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset, checkpoint=found,
                       start=start, total_steps=total, overrides=dict(overrides or {}), base_config=base,
                       lock=lock, damaged=damaged, notes=notes)
@@ -272,7 +272,7 @@ def _checkpoint_config(plan: ResumePlan, tstate: dict[str, Any]) -> Any:
     stored = tstate.get("config")
     if isinstance(stored, dict):
         try:
-            return from_dict(plan.spec.config_cls, stored, model=plan.spec.name)
+            return from_dict(plan.spec.config_cls, stored, model=plan.spec.name, saved=True)
         except GMError:
             pass
     return plan.base_config

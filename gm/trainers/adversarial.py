@@ -67,6 +67,9 @@ class AdversarialConfig(TrainConfig):
     dropout: float = option(0.0, "Dropout after each discriminator convolution (DCGAN networks only; "
                                  "the tutorial uses 0.3).", min=0.0, max=0.9)
     sample_every: int = option(250, "Save a sample grid every this many steps (and at each epoch's end).", min=1)
+    ema: float = option(0.0, "Samples come from an exponential moving average of G's weights with this "
+                             "decay (0 = off, 0.999 typical: ProGAN, BigGAN, StyleGAN); training is "
+                             "unchanged.", min=0.0, max=0.99999)
 
     def validate(self) -> None:
         if self.batch_size < 2:
@@ -92,6 +95,7 @@ class CriticStep:
     n: int
     labels: torch.Tensor | None
     fake_labels: torch.Tensor | None
+    z: torch.Tensor | None = None      # the fakes' noise
 
 
 class Hook:
@@ -178,23 +182,54 @@ class RotationTask(Hook):
 
 class ClassTask(Hook):
     """ACGAN (Odena et al. 2017): fakes get uniform random classes; D's class head is trained on
-    reals and fakes (L_C), and G is rewarded when D recognises the class it was asked for."""
+    reals and (``fake_class_loss``, the paper's L_C) on fakes, and G is rewarded, with weight
+    ``class_weight``, when D recognises the class it was asked for."""
 
     def fake_labels(self, trainer, n):
-        return torch.randint(0, trainer.model.num_classes, (n,), device=trainer.device, generator=trainer.noise)
+        k = trainer.model.num_classes
+        if getattr(trainer.config, "mode_seeking", 0.0):
+            # Pairs for ModeSeeking: image i + n//2 has the class of image i (an odd one out at the end).
+            h = n // 2
+            half = torch.randint(0, k, (h,), device=trainer.device, generator=trainer.noise)
+            odd = torch.randint(0, k, (n - 2 * h,), device=trainer.device, generator=trainer.noise)
+            return torch.cat([half, half, odd])
+        return torch.randint(0, k, (n,), device=trainer.device, generator=trainer.noise)
 
     def critic_term(self, trainer, step):
         if step.labels is None:
             raise GMError("ACGAN trains on labelled batches; the data loader gave none.")
         n, cls = step.n, step.aux
-        term = class_loss(cls[:n], step.labels) + class_loss(cls[n:2 * n], step.fake_labels)
+        term = class_loss(cls[:n], step.labels)
+        if trainer.config.fake_class_loss:
+            term = term + class_loss(cls[n:2 * n], step.fake_labels)
         cls = cls.detach()
         return term, {"d_cls": term.detach(), "cls_acc": (cls[:n].argmax(1) == step.labels).float().mean(),
                       "fake_cls_acc": (cls[n:2 * n].argmax(1) == step.fake_labels).float().mean()}
 
     def generator_term(self, trainer, step):
         term = class_loss(step.aux[:step.n], step.fake_labels)
-        return term, {"g_cls": term.detach()}
+        return trainer.config.class_weight * term, {"g_cls": term.detach()}
+
+
+MODE_SEEKING_EPS = 1e-5
+
+
+class ModeSeeking(Hook):
+    """Mode seeking (Mao et al. 2019, MSGAN): G is penalised by 1 / (ratio + eps), where ratio is
+    mean |G(z1, c) - G(z2, c)| / mean |z1 - z2| over pairs of fakes of the same class (the batch's two
+    halves: ClassTask pairs the classes). A conditional G that ignores its noise draws the same image
+    for every z of a class; this term makes that costly. Weight: the config's ``mode_seeking``
+    (0 = off)."""
+
+    def generator_term(self, trainer, step):
+        weight = trainer.config.mode_seeking
+        h = step.n // 2
+        if not weight or h == 0 or step.z is None:
+            return None, {}
+        images = (step.fake[:h] - step.fake[h:2 * h]).abs().mean()
+        noise = (step.z[:h] - step.z[h:2 * h]).abs().mean()
+        ratio = images / noise
+        return weight / (ratio + MODE_SEEKING_EPS), {"ms_ratio": ratio.detach()}
 
 
 def annealed_sigma(step: int, sigma0: float, anneal_steps: int) -> float:
@@ -251,6 +286,12 @@ def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 
 def _split_outputs(out: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     return (out[0], out[1]) if isinstance(out, tuple) else (out, None)
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The average's decay at a step: ramped up from 0.1 (TensorFlow's ExponentialMovingAverage with
+    num_updates), so the first steps do not keep G's random initial weights for thousands of steps."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 class AdversarialTrainer(Trainer):
@@ -334,11 +375,12 @@ class AdversarialTrainer(Trainer):
                        reuse: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
         n, d, loss = real.shape[0], self.model.discriminator, self.adversarial_loss
         fake_labels = self._fake_labels(n)
+        z = self.latent(n)
         if reuse:   # G's step reuses these fakes: keep their graph
-            fake = self.fwd(self.model.generate, self.latent(n), fake_labels)
+            fake = self.fwd(self.model.generate, z, fake_labels)
         else:
             with torch.no_grad():
-                fake = self.fwd(self.model.generate, self.latent(n), fake_labels)
+                fake = self.fwd(self.model.generate, z, fake_labels)
         parts = [real, fake.detach()]
         parts += [e for e in (h.extra_inputs(real) for h in self.hooks) if e is not None]
         scores, aux = _split_outputs(self.fwd(d, self._inputs(parts)))
@@ -347,23 +389,24 @@ class AdversarialTrainer(Trainer):
         terms: dict[str, torch.Tensor] = {}
         if loss.estimates_distance:
             terms["w_dist"] = -d_loss.detach()
-        step = CriticStep(real, fake, scores, aux, n, labels, fake_labels)
+        step = CriticStep(real, fake, scores, aux, n, labels, fake_labels, z)
         d_loss = self._add_hook_terms(d_loss, [h.critic_term for h in self.hooks], step, terms)
         _update(self.opt_d, d_loss)
         for hook in self.hooks:
             hook.after_critic(self)
         terms.update(self._report(real_scores, fake_scores))
         terms["d_loss"] = d_loss.detach()
-        return terms, fake, fake_labels
+        return terms, fake, fake_labels, z
 
-    def _generator_update(self, fake: torch.Tensor, fake_labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _generator_update(self, fake: torch.Tensor, fake_labels: torch.Tensor | None,
+                          z: torch.Tensor) -> dict[str, torch.Tensor]:
         n, d = fake.shape[0], self.model.discriminator
         parts = [fake] + [e for e in (h.extra_inputs(fake) for h in self.hooks) if e is not None]
         with frozen(d):
             scores, aux = _split_outputs(self.fwd(d, self._inputs(parts)))
         g_loss = self.adversarial_loss.g(scores[:n])
         out: dict[str, torch.Tensor] = {}
-        step = CriticStep(fake[:0], fake, scores, aux, n, None, fake_labels)
+        step = CriticStep(fake[:0], fake, scores, aux, n, None, fake_labels, z)
         g_loss = self._add_hook_terms(g_loss, [h.generator_term for h in self.hooks], step, out)
         _update(self.opt_g, g_loss)
         out["g_loss"] = g_loss.detach()
@@ -378,17 +421,20 @@ class AdversarialTrainer(Trainer):
         label_parts = labels.chunk(k) if labels is not None else [None] * len(reals)
         reuse = len(reals) == 1
         sums: dict[str, torch.Tensor] = {}
-        fake, fake_labels = None, None
+        fake, fake_labels, z = None, None, None
         for real, real_labels in zip(reals, label_parts):
-            terms, fake, fake_labels = self._critic_update(real, real_labels, reuse)
+            terms, fake, fake_labels, z = self._critic_update(real, real_labels, reuse)
             for key, value in terms.items():
                 sums[key] = sums[key] + value if key in sums else value
         out: dict[str, Any] = {key: value / len(reals) for key, value in sums.items()}
         if not reuse:
             n = self.config.batch_size
             fake_labels = self._fake_labels(n)
-            fake = self.fwd(self.model.generate, self.latent(n), fake_labels)
-        out.update(self._generator_update(fake, fake_labels))
+            z = self.latent(n)
+            fake = self.fwd(self.model.generate, z, fake_labels)
+        out.update(self._generator_update(fake, fake_labels, z))
+        if self.config.ema:
+            self.model.update_average(ema_decay(self.config.ema, self.step))
         out.update(hook_metrics)
         self.step += 1
         return out

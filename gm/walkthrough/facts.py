@@ -64,7 +64,14 @@ class Measured:
 _FLAT = {("fid", "classifier"): "fid_classifier", ("fid", "inception"): "fid_inception",
          ("precision", "classifier"): "precision", ("recall", "classifier"): "recall",
          ("classes_covered", "classifier"): "classes_covered", ("kl_to_uniform", "classifier"): "kl_to_uniform",
-         ("acgan_accuracy", "classifier"): "acgan_accuracy", ("mig", "encoder"): "mig"}
+         ("acgan_accuracy", "classifier"): "acgan_accuracy", ("mig", "encoder"): "mig",
+         ("fid_offline", "offline"): "fid_offline", ("recognisable_share", "offline"): "recognisable_share",
+         ("recognisable_share_real", "offline"): "recognisable_share_real",
+         ("recognisable_ratio", "offline"): "recognisable_ratio",
+         ("classes_recognised", "offline"): "classes_recognised",
+         ("within_class_diversity", "offline"): "within_class_diversity",
+         ("recall", "offline"): "recall_offline", ("coverage", "offline"): "coverage_offline",
+         ("recognised_as_requested", "offline"): "recognised_as_requested"}
 
 
 def evaluations(run: RunFolder) -> dict[str, Measured]:

@@ -48,9 +48,14 @@ ROLES: dict[str, Role] = {r.key: r for r in (
     Role("ssgan", "ssgan", "ssgan", steps=3000),
     Role("dcgan", "dcgan", "dcgan", (("label_smoothing", False), ("instance_noise", 0.0)), steps=3000),
     Role("dcgan_tricks", "dcgan", None, (("label_smoothing", True), ("instance_noise", 0.2)), steps=3000),
-    Role("acgan", "acgan", "acgan", steps=3000),
+    Role("acgan", "acgan", "acgan", (("conditioning", "batchnorm"),), steps=3000),
+    # Deliberate failures for the failures step (gm.pretrained's failure entries), never a model's card.
+    Role("collapse", "acgan", "failure-mode-collapse", (("conditioning", "input"), ("fake_class_loss", True)),
+         steps=3000),
+    Role("convergence", "lsgan", "failure-convergence", (("lr_d", 2e-4),), steps=1500),
 )}
 GAN_ROLES = ("gan", "dcgan", "wgan", "wgan_gp", "ssgan", "acgan")
+FAILURE_ROLES = ("collapse", "convergence")
 
 
 @dataclass
@@ -485,28 +490,68 @@ def coverage_of(ctx: Context, role: str) -> dict[str, Any]:
     return ctx.cache[key]
 
 
+def _collapse_rows(ctx: Context, roles: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Classes covered next to the figures that see inside a class (measured by `gm eval`)."""
+    cols = {k: ctx.t(f"walkthrough.failures.col_{k}") for k in ("model", "covered", "diversity", "recall")}
+    rows = []
+    for role in roles:
+        if ctx.run(role) is None:
+            continue
+        ev = facts.evaluations(ctx.run(role))
+
+        def shown(key: str, spec: str, ev: dict = ev) -> str:
+            return ctx.n(ev[key].value, spec) if key in ev else "—"
+        rows.append({cols["model"]: ctx.label(role), cols["covered"]: shown("classes_covered", ".0f"),
+                     cols["diversity"]: shown("within_class_diversity", ".2f"), cols["recall"]: shown("recall", ".2f")})
+    return rows
+
+
 def step_failures(ctx: Context) -> list[Block]:
     out = [b.markdown(ctx.t("walkthrough.failures.intro"))]
+    # Mode collapse, from a run trained to show it: every class is there, each drawn one way.
+    if ctx.run("collapse") is None:
+        out += _missing(ctx, "collapse")
+    else:
+        out += _stage_grids(ctx, "failures.collapse_grid", "collapse", final_only=True)
+        out.append(b.markdown(ctx.t("walkthrough.failures.collapse_explain")))
+        out.append(b.table("failures.collapse_table", _collapse_rows(ctx, ("collapse", "acgan")),
+                           ctx.t("walkthrough.failures.collapse_caption")))
+    out.append(_train(ctx, "collapse"))
+    # Mode coverage of every GAN the walkthrough shows: the signal across classes.
     present = [r for r in GAN_ROLES if ctx.run(r) is not None]
-    if not present:
-        return out + [b.note(ctx.t("walkthrough.compare.empty"), "warning")]
-    cov = {r: coverage_of(ctx, r) for r in present}
-    worst = max(present, key=lambda r: cov[r]["kl_to_uniform"])
-    best = min(present, key=lambda r: cov[r]["kl_to_uniform"])
-    for role, key in ((worst, "failures.histogram_worst"), (best, "failures.histogram_best")):
-        c = cov[role]
-        out.append(b.chart(key, plots.bar_figure(
-            [ctx.n(d) for d in range(10)], c["class_histogram"],
-            ctx.t("walkthrough.failures.histogram_title", label=ctx.label(role), covered=c["classes_covered"],
-                  kl=c["kl_to_uniform"]))))
-    cols = {k: ctx.t(f"walkthrough.failures.col_{k}") for k in ("model", "covered", "kl")}
-    out.append(b.table("failures.coverage", [
-        {cols["model"]: ctx.label(r), cols["covered"]: f"{ctx.n(cov[r]['classes_covered'])} / {ctx.n(10)}",
-         cols["kl"]: ctx.n(cov[r]["kl_to_uniform"], ".3f")} for r in present],
-        ctx.t("walkthrough.failures.table_caption", n=COVERAGE_N)))
-    out.append(b.markdown(ctx.t("walkthrough.failures.explain", worst=ctx.label(worst),
-                                covered=cov[worst]["classes_covered"], kl=cov[worst]["kl_to_uniform"],
-                                best=ctx.label(best), best_kl=cov[best]["kl_to_uniform"])))
+    if present:
+        cov = {r: coverage_of(ctx, r) for r in present}
+        worst = max(present, key=lambda r: cov[r]["kl_to_uniform"])
+        best = min(present, key=lambda r: cov[r]["kl_to_uniform"])
+        for role, key in ((worst, "failures.histogram_worst"), (best, "failures.histogram_best")):
+            c = cov[role]
+            out.append(b.chart(key, plots.bar_figure(
+                [ctx.n(d) for d in range(10)], c["class_histogram"],
+                ctx.t("walkthrough.failures.histogram_title", label=ctx.label(role), covered=c["classes_covered"],
+                      kl=c["kl_to_uniform"]))))
+        cols = {k: ctx.t(f"walkthrough.failures.col_{k}") for k in ("model", "covered", "kl")}
+        out.append(b.table("failures.coverage", [
+            {cols["model"]: ctx.label(r), cols["covered"]: f"{ctx.n(cov[r]['classes_covered'])} / {ctx.n(10)}",
+             cols["kl"]: ctx.n(cov[r]["kl_to_uniform"], ".3f")} for r in present],
+            ctx.t("walkthrough.failures.table_caption", n=COVERAGE_N)))
+        out.append(b.markdown(ctx.t("walkthrough.failures.explain", worst=ctx.label(worst),
+                                    covered=cov[worst]["classes_covered"], kl=cov[worst]["kl_to_uniform"],
+                                    best=ctx.label(best), best_kl=cov[best]["kl_to_uniform"])))
+    # Convergence failure, from a run trained to show it: D wins and G stops learning.
+    run = ctx.run("convergence")
+    if run is None:
+        out += _missing(ctx, "convergence")
+    else:
+        out.append(_line(ctx, "failures.convergence_losses", run, ("d_loss", "g_loss"),
+                         ctx.t("walkthrough.failures.convergence_losses_title")))
+        out.append(_line(ctx, "failures.convergence_outputs", run, ("d_real", "d_fake"),
+                         ctx.t("walkthrough.failures.convergence_outputs_title")))
+        out += _stage_grids(ctx, "failures.convergence_grid", "convergence", final_only=True)
+        c = facts.curves(run, ("d_loss", "g_loss", "d_real", "d_fake"))
+        if len(c) == 4:
+            out.append(b.markdown(ctx.t("walkthrough.failures.convergence_explain", d_loss=c["d_loss"].last,
+                                        g_loss=c["g_loss"].last, d_real=c["d_real"].last, d_fake=c["d_fake"].last)))
+    out.append(_train(ctx, "convergence"))
     out.append(b.markdown(ctx.t("walkthrough.failures.convergence")))
     return out
 
@@ -540,7 +585,7 @@ STEPS: list[StepDef] = [
     StepDef("compare", COMPARED, step_compare),
     StepDef("dcgan", ("dcgan", "dcgan_tricks"), step_dcgan, extra=True),
     StepDef("acgan", ("acgan",), step_acgan, extra=True),
-    StepDef("failures", GAN_ROLES, step_failures, extra=True),
+    StepDef("failures", GAN_ROLES + FAILURE_ROLES, step_failures, extra=True),
     StepDef("cam", ("gan",), step_cam, extra=True),
 ]
 STEP_BY_KEY = {s.key: s for s in STEPS}
