@@ -81,7 +81,13 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
 # measured by `python -m gm eval checkpoints/pretrained/NAME --n 1000 --split test`; the README's
 # pretrained table says why. tests/test_zoo.py fails when a run misses a target not listed here, and
 # when a listed one is met (then remove it).
-KNOWN_SHORTFALLS: dict[str, tuple[str, ...]] = {}
+KNOWN_SHORTFALLS: dict[str, tuple[str, ...]] = {
+    "gan": ("recognisable_ratio",),                                   # 0.88: levels off from step 11,000
+    "dcgan": ("classes_recognised", "recognisable_ratio", "recall"),  # not retrained (CPU budget)
+    "wgan-gp": ("classes_recognised", "recognisable_ratio", "recall"),  # not retrained (CPU budget)
+    "ssgan": ("recognisable_ratio",),                                 # 0.62 at 5,554 of 6,000 steps
+    "wgan": ("classes_recognised",),                                  # not retrained: one grey blob
+}
 EVAL_N = 1000
 GRIDS_KEPT = 3   # early, middle and final sample grids (the assignment's three stages)
 
@@ -100,6 +106,17 @@ def pretrained_runs(folder: str | Path | None = None) -> list[RunFolder]:
     """The shipped pretrained run folders, in the order of ENTRIES (registry order)."""
     folder = Path(folder) if folder else default_dir()
     return [RunFolder(folder / name) for name in ENTRIES if (folder / name / "config.json").is_file()]
+
+
+def is_failure_example(run: RunFolder, folder: str | Path | None = None) -> bool:
+    """Is `run` one of the shipped deliberate failures (never a default pick or a model's card)?"""
+    folder = Path(folder) if folder else default_dir()
+    entry = ENTRIES.get(run.path.name)
+    try:
+        shipped = run.path.resolve().parent == folder.resolve()
+    except OSError:
+        return False
+    return bool(shipped and entry is not None and entry.failure)
 
 
 def showcase_runs(folder: str | Path | None = None) -> dict[str, RunFolder]:
@@ -288,7 +305,7 @@ def build(out: str | Path | None = None, *, device: str = "auto", data_dir: str 
                 if done >= steps:
                     raise GMError(f"The shipped {name} already has {done} of its {steps} steps.")
                 steps -= done   # the entry's steps are the total
-                previous = Path(tmp) / f"previous-{name}"
+                previous = Path(tmp) / "previous" / name
                 shutil.copytree(out / name, previous)   # the export replaces out/name
             summary = build_one(entry, out, Path(tmp), device=device, data_dir=data_dir, steps=steps,
                                 max_seconds=max_seconds, continue_from=previous)

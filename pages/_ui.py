@@ -338,8 +338,10 @@ def sidebar() -> None:
         if pending in paths:
             st.session_state["run"] = pending
         damage = {str(r.path): r.damage() for r in runs}
-        if st.session_state.get("run") not in paths:  # the newest run that is not damaged
-            st.session_state["run"] = next((p for p in reversed(paths) if damage[p] is None), paths[-1])
+        if st.session_state.get("run") not in paths:  # the newest run that is neither damaged nor a failure example
+            from gm.pretrained import is_failure_example
+            fine = [p for p, r in zip(paths, runs) if damage[p] is None and not is_failure_example(r)]
+            st.session_state["run"] = fine[-1] if fine else paths[-1]
         labels = {str(r.path): run_label(r) for r in runs}
         chosen = localized(st.selectbox, t("app.current_run"), paths, key="run",
                            format_func=lambda p: labels.get(p, p), label_visibility="collapsed")

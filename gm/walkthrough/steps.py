@@ -97,7 +97,8 @@ def _train(ctx: Context, role: str) -> Block:
     r = ROLES[role]
     sets = "".join(f" --set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.overrides)
     command = f"python -m gm train {r.model}{sets} --steps {r.steps}"
-    return b.train(role, ctx.t("walkthrough.common.train", label=ctx.label(role), command=command))
+    key = "walkthrough.failures.reproduce" if role in FAILURE_ROLES else "walkthrough.common.train"
+    return b.train(role, ctx.t(key, label=ctx.label(role), command=command))
 
 
 def _metric_names(ctx: Context, keys: tuple[str, ...]) -> list[str]:
