@@ -265,3 +265,18 @@ def test_continuing_a_shipped_run_carries_its_steps_and_refuses_other_networks(t
     wider = _session(tmp_path / "wider", "gan", 2, width=0.5)
     with pytest.raises(GMError, match="other networks"):
         continue_weights(wider, shipped.path)
+
+
+def test_resuming_with_the_average_switched_on_starts_it_from_g(tmp_path, mnist_dir, monkeypatch):
+    from gm.runs.loop import open_session, train
+
+    monkeypatch.setenv("GM_DATA_DIR", str(mnist_dir))
+    plain = _session(tmp_path, "gan", 2)
+    assert train(plain) == "finished"
+    more = open_session(plain.run.path, steps=2, overrides={"ema": 0.999})
+    g = more.trainer.model
+    assert all(torch.equal(a, b) for a, b in zip(g.generator_average.parameters(), g.generator.parameters()))
+    assert train(more) == "finished" and more.trainer.step == 4
+    back = open_session(plain.run.path, steps=1, overrides={"ema": 0.0})   # and off again
+    assert not hasattr(back.trainer.model, "generator_average")
+    assert train(back) == "finished"

@@ -89,6 +89,16 @@ class GANModel(GenerativeModel, SamplesFromNoise):
         average = getattr(self, "generator_average", None)
         return self.generator if average is None else average
 
+    def load_weights(self, weights: dict[str, torch.Tensor], strict: bool = True,
+                     sampling_only: bool = False) -> None:
+        """As GenerativeModel.load_weights; weights saved without a weight average (a run resumed
+        with ``--set ema=...``) start the average from their G."""
+        has_average = any(k.startswith("generator_average.") for k in weights)
+        if getattr(self, "generator_average", None) is not None and not has_average:
+            weights = {**weights, **{"generator_average." + k[len("generator."):]: v
+                                     for k, v in weights.items() if k.startswith("generator.")}}
+        super().load_weights(weights, strict=strict, sampling_only=sampling_only)
+
     @torch.no_grad()
     def update_average(self, decay: float) -> None:
         """generator_average <- decay * generator_average + (1 - decay) * generator (parameters and
