@@ -421,20 +421,14 @@ def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real:
     The pass is not counted in the progress: it re-reads images already counted and takes a fraction
     of the classifier pass."""
     from gm.metrics.offline import (
-        OFFLINE,
-        OfflineFeatures,
         classes_recognised,
-        load_offline,
         recognisable_share,
         within_class_diversity,
     )
     from gm.metrics.prd import density_coverage, precision_recall
 
-    if ds not in OFFLINE:
-        return {}
-    try:
-        of = OfflineFeatures(load_offline(ds, dev))
-    except GMError:
+    of = _offline_features(ds, dev)
+    if of is None:
         return {}
     tracker.check()
     gen = torch.cat(kept).float() / 255
@@ -461,17 +455,27 @@ def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real:
             "density_offline": dc["density"], "coverage_offline": dc["coverage"]}
 
 
+def _offline_features(ds: str, dev: torch.device) -> Any:
+    """The dataset's offline evaluator as an extractor, or None (no evaluator for the dataset, or a
+    checkout without its weights: then the offline keys are simply absent)."""
+    from gm.metrics.offline import OFFLINE, OfflineFeatures, load_offline
+
+    if ds not in OFFLINE:
+        return None
+    try:
+        return OfflineFeatures(load_offline(ds, dev))
+    except GMError:
+        return None
+
+
 def _recognised_as_requested(ds: str, dev: torch.device, images: torch.Tensor,
                              labels: torch.Tensor) -> dict[str, Any]:
     """Share of a conditional model's samples the offline evaluator recognises (probability >= 0.9)
     as the class they were asked for: stricter than acgan_accuracy, which credits any argmax."""
-    from gm.metrics.offline import OFFLINE, OfflineFeatures, load_offline, recognised_class
+    from gm.metrics.offline import recognised_class
 
-    if ds not in OFFLINE:
-        return {}
-    try:
-        of = OfflineFeatures(load_offline(ds, dev))
-    except GMError:
+    of = _offline_features(ds, dev)
+    if of is None:
         return {}
     probs = of.all(images)[1]
     return {"recognised_as_requested": float((recognised_class(probs) == labels.numpy()).mean())}
