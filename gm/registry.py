@@ -75,8 +75,8 @@ class ModelSpec:
         """A fresh model for `dataset` on `device` and its trainer (scripts, benchmarks, tests)."""
         import torch
 
-        from gm.models.base import DataInfo
-        model = self.build_model(config, DataInfo.of(dataset, self.dataset)).to(torch.device(device))
+        from gm.models.loading import data_info_for  # with the domain names of the config's split
+        model = self.build_model(config, data_info_for(dataset, self.dataset, config)).to(torch.device(device))
         return self.build_trainer(model)
 
 
@@ -157,6 +157,20 @@ register(ModelSpec(
 register(ModelSpec(
     name="lsgan", dataset="mnist", group="gan", model="gm.models.gan_model:GANModel",
     config="gm.trainers.gan:LSGANConfig", trainer=ADVERSARIAL,
+))
+
+
+# ---- image-to-image translation on a dataset's domain split (gm/trainers/cyclegan.py, stargan.py) -----
+register(ModelSpec(
+    name="cyclegan", dataset="dsprites", group="translation", model="gm.models.cyclegan:CycleGANModel",
+    config="gm.trainers.cyclegan:CycleGANConfig", trainer="gm.trainers.cyclegan:CycleGANTrainer",
+    presets=(("square-heart", {"source": "square", "target": "heart"}),
+             ("ellipse-heart", {"source": "ellipse", "target": "heart"})),
+))
+
+register(ModelSpec(
+    name="stargan", dataset="dsprites", group="translation", model="gm.models.stargan:StarGANModel",
+    config="gm.trainers.stargan:StarGANConfig", trainer="gm.trainers.stargan:StarGANTrainer",
 ))
 
 

@@ -148,7 +148,25 @@ class Translates(Capability):
 
     @abstractmethod
     def translate(self, images: torch.Tensor, to: str, source: str | None = None) -> torch.Tensor:
-        """`images` of domain `source` (any, when None) as domain `to`, in [0, 1]."""
+        """`images` (N x C x H x W in [0, 1]) of domain `source` (any, when None) as domain `to`,
+        in [0, 1]."""
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The (source, target) domain pairs this model translates: every ordered pair by default
+        (a CycleGAN translates its two domains both ways, a StarGAN any domain to any other)."""
+        return tuple((a, b) for a in self.domains for b in self.domains if a != b)
+
+    def reconstruct(self, images: torch.Tensor, source: str, to: str) -> torch.Tensor:
+        """The cycle: `images` of `source` translated to `to` and back to `source`."""
+        there = self.translate(images, to=to, source=source)
+        return self.translate(there, to=source, source=to)
+
+    def translator_parameters(self) -> int:
+        """Parameters a user needs to translate between every pair this model covers: its networks
+        minus the training-only ones (the discriminators) — the papers' "parameters" column."""
+        drop = self.training_only()  # type: ignore[attr-defined]
+        return sum(p.numel() for name, p in self.named_parameters()  # type: ignore[attr-defined]
+                   if not (drop and name.startswith(drop)))
 
 
 CAPABILITIES: tuple[type[Capability], ...] = (SamplesFromNoise, ClassConditional, Encodes, Translates)
