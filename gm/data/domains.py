@@ -3,11 +3,13 @@
 A split (declared by the dataset's spec, e.g. dSprites by "shape" or by "scale") gives one
 ImageDataset per domain. :class:`DomainBatcher` draws from each with its own shuffled stream, so a
 step sees `batch_size` images of every domain with no pairing between them: what unpaired
-image-to-image translation trains on.
+image-to-image translation trains on. :func:`counterparts` gives, where the dataset's spec knows
+how, the true image of the same content in another domain: the ground truth translation is scored by.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from gm.data.base import Batch, Batcher, ImageDataset
@@ -27,6 +29,54 @@ def split_domains(dataset: ImageDataset, by: str) -> dict[str, ImageDataset]:
     which = spec.domain_index(dataset, by)
     return {name: dataset.subset(torch.nonzero(which == i).reshape(-1), domain=name, domain_split=by)
             for i, name in enumerate(names)}
+
+
+def bin_start(domain: int, size: int, n_domains: int) -> int:
+    """First value index of domain `domain` when `size` values are binned into `n_domains` equal
+    consecutive ranges the way :meth:`DatasetSpec.domain_index` bins them (v * n_domains // size)."""
+    return -(-domain * size // n_domains)
+
+
+def move_to_domain(values: np.ndarray, size: int, n_domains: int, to: int) -> np.ndarray:
+    """Value indices moved into bin `to` at the same offset from their own bin's start.
+
+    The ground truth of a binned split: dSprites' scale index 1 ("small": 0-2) becomes 4 in "large"
+    (3-5), the same step up from the bin's smallest size. With unequal bins the offset is clipped to
+    the target bin, so every value lands inside it.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if not 0 <= to < n_domains:
+        raise GMError(f"Domain index {to} is out of range for {n_domains} domains.")
+    own = values * n_domains // size
+    starts = np.array([bin_start(b, size, n_domains) for b in range(n_domains + 1)])
+    offset = values - starts[own]
+    return np.minimum(starts[to] + offset, starts[to + 1] - 1)
+
+
+def counterparts(dataset: ImageDataset, index: torch.Tensor | np.ndarray | list[int], by: str,
+                 to: str) -> torch.Tensor:
+    """uint8 N x C x H x W: the true counterparts, in domain `to` of split `by`, of images `index`
+    of `dataset` (same everything else: for dSprites by shape, the same scale, orientation and
+    position drawn as the target shape).
+
+    This is the ground truth that real translation datasets never have, so translations can be
+    scored pixel by pixel. It comes from the dataset spec's ``counterpart`` hook; a dataset without
+    one gets a one-sentence GMError.
+    """
+    from gm.data.registry import get_dataset_spec
+
+    spec = get_dataset_spec(dataset.name)
+    fn = spec.counterpart_fn()
+    if fn is None:
+        raise GMError(f"The {dataset.name} dataset has no ground truth counterparts, so translations "
+                      f"into its domains cannot be compared with true images.")
+    names = spec.domains(by)
+    if to not in names:
+        raise GMError(f"Unknown domain '{to}' of the {dataset.name} split '{by}'; its domains: "
+                      f"{', '.join(names)}.")
+    index = torch.as_tensor(np.asarray(index), dtype=torch.long).reshape(-1)
+    out = fn(dataset, index, by, to)
+    return torch.as_tensor(out, dtype=torch.uint8)
 
 
 def _domain_seed(seed: int, i: int) -> int:

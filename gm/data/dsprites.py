@@ -188,12 +188,62 @@ def load_dsprites(data_dir: str | os.PathLike | None = None, *, full: bool = Fal
     return _make(images, classes, source="rendered")
 
 
+def counterpart_classes(classes: np.ndarray, by: str, to: str) -> np.ndarray:
+    """Factor indices (N x 5) of the true counterparts in domain `to` of split `by`: the split's
+    factor moved to the target domain, every other factor kept. By shape the shape index is
+    replaced; by scale ("small" 0-2, "large" 3-5) index i of one bin becomes the same offset in the other."""
+    from gm.data.domains import move_to_domain
+
+    domains = DSPRITES_SPLITS.get(by)
+    if domains is None:
+        raise GMError(f"dSprites has no domain split '{by}'; its splits: {', '.join(DSPRITES_SPLITS)}.")
+    if to not in domains:
+        raise GMError(f"Unknown domain '{to}' of the dSprites split '{by}'; its domains: {', '.join(domains)}.")
+    out = np.array(classes, dtype=np.int64, copy=True).reshape(-1, len(FACTOR_NAMES))
+    col = FACTOR_NAMES.index(by)
+    out[:, col] = move_to_domain(out[:, col], FACTOR_SIZES[col], len(domains), domains.index(to))
+    return out
+
+
+def _codes(classes: np.ndarray) -> np.ndarray:
+    """One integer per factor combination (mixed radix over FACTOR_SIZES)."""
+    code = np.zeros(len(classes), dtype=np.int64)
+    for col, size in enumerate(FACTOR_SIZES):
+        code = code * size + classes[:, col]
+    return code
+
+
+def counterparts(dataset: ImageDataset, index: torch.Tensor, by: str, to: str) -> torch.Tensor:
+    """The dSprites counterpart hook (see gm.data.domains.counterparts): uint8 N x 1 x 64 x 64.
+
+    A counterpart the dataset holds is taken from it, so a dataset loaded from DeepMind's file is
+    compared with DeepMind's drawing of the target shape; the others (a subset) are rendered here."""
+    if dataset.factor_classes is None:
+        raise GMError("This dSprites dataset has no factor values, so its true counterparts are unknown.")
+    index = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+    wanted = counterpart_classes(dataset.factor_classes[index].numpy(), by, to)
+    have = _codes(dataset.factor_classes.numpy())
+    order = np.argsort(have, kind="stable")
+    codes = _codes(wanted)
+    at = np.minimum(np.searchsorted(have[order], codes), len(order) - 1)
+    found = have[order][at] == codes
+    out = torch.zeros((len(index), 1, CANVAS, CANVAS), dtype=torch.uint8)
+    if found.any():
+        out[torch.from_numpy(found)] = dataset.take(torch.from_numpy(order[at[found]]))
+    if not found.all():
+        out[torch.from_numpy(~found)] = torch.from_numpy(render_classes(wanted[~found])).unsqueeze(1)
+    return out
+
+
+DSPRITES_SPLITS = {"shape": SHAPES, "scale": ("small", "large")}
+
 register_dataset(DatasetSpec(
     name="dsprites",
     description="sprites rendered from shape, scale, orientation and position; 18,432 (orientation 0) by default",
     image_shape=(1, CANVAS, CANVAS), max_value=1, value_range="binary: 0 or 1",
     classes=SHAPES, class_factor="shape", factors=FACTOR_NAMES, factor_sizes=FACTOR_SIZES,
-    domain_splits={"shape": SHAPES, "scale": ("small", "large")},
+    domain_splits=DSPRITES_SPLITS,
     evaluator="dsprites_classifier", coverage="shape",
     loader="gm.data.dsprites:load_dsprites", splits=("train",),
+    counterpart="gm.data.dsprites:counterparts",
 ))

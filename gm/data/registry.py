@@ -43,6 +43,11 @@ class DatasetSpec:
     evaluator: str | None = None           # checkpoints/evaluators/<evaluator>.safetensors
     coverage: str | None = None            # the evaluator's prediction whose histogram is mode coverage
     splits: tuple[str, ...] = ("train",)   # which of train / test the loader can give
+    # "module:function" (or a function) ``(dataset, index, by, to) -> uint8 N x C x H x W``: the true
+    # counterparts of images `index` in domain `to` of split `by` (gm.data.domains.counterparts).
+    # Only datasets generated from known factors have them; it is what lets translation be scored
+    # against ground truth instead of a classifier's opinion alone.
+    counterpart: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         # Read-only, so a spec shared by every caller cannot be changed by one of them.
@@ -95,6 +100,10 @@ class DatasetSpec:
             have = ", ".join(self.domain_splits) or "none"
             raise GMError(f"The {self.name} dataset has no domain split '{by}'; its splits: {have}.")
         return self.domain_splits[by]
+
+    def counterpart_fn(self) -> Callable[..., Any] | None:
+        """The counterpart hook as a function (imported on first use), or None when there is none."""
+        return None if self.counterpart is None else _resolve(self.counterpart)
 
     def domain_index(self, dataset: ImageDataset, by: str) -> Any:
         """int64 N tensor: the index (into domains(by)) of each image's domain."""

@@ -1,5 +1,5 @@
 """Evaluation you can trust: FID (Inception or the project's classifiers), cached real statistics,
-mode coverage, precision/recall, CAM and MIG.
+mode coverage, precision/recall, CAM, MIG and translation scores.
 
 One job per module:
     frechet      Fréchet distance of two Gaussians (float64, eigenvalues; no scipy sqrtm)
@@ -16,6 +16,8 @@ One job per module:
     prd          improved precision / recall (Kynkäänniemi et al., k = 3)
     cam          class activation maps of the MNIST classifier
     mig          mutual information gap of a VAE's encoder on dSprites
+    translation  translation models against ground truth: target accuracy, content error, IoU / L1 with
+                 the true counterpart, position error, cycle L1, per domain pair; the translation grid
     evaluate     orchestration used by the CLI and the app: fid(), evaluate(), estimate()
     cli          `python -m gm stats | fid | eval`
 

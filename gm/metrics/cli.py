@@ -16,8 +16,13 @@ DEFAULT_N = 5000  # the assignment's minimum: 5,000 generated vs 5,000 real
 
 
 def _common(p: argparse.ArgumentParser, *, features: bool = True) -> None:
-    p.add_argument("--n", type=int, default=DEFAULT_N,
-                   help=f"generated images sampled from a run, and real images (default {DEFAULT_N})")
+    if features:
+        p.add_argument("--n", type=int, default=DEFAULT_N,
+                       help=f"generated images sampled from a run, and real images (default {DEFAULT_N})")
+    else:   # eval: a translation run is measured on images per domain pair
+        p.add_argument("--n", type=int, default=None,
+                       help=f"generated images sampled from a run, and real images (default {DEFAULT_N}); "
+                            f"for a translation run, source images per domain pair (default 500)")
     if features:
         p.add_argument("--features", choices=("inception", "classifier", "offline"), default="inception",
                        help="Inception (pytorch-fid), the project's classifier, or its validated offline realism "

@@ -8,6 +8,10 @@ Each evaluation of a run folder appends one line per number to ``<run>/eval.json
 
 ``step`` is the checkpoint evaluated, ``features`` "inception" | "classifier" | "offline" | "encoder", ``stats_key``
 the id of the reference statistics (see :mod:`gm.metrics.stats`), ``time`` when it was measured.
+
+A translation run (a model with the "translates" capability) is measured by
+:mod:`gm.metrics.translation` instead: its lines have ``features`` "translation", ``n`` images per
+pair, no ``stats_key``, ``metric`` one of TRANSLATION_LINES, and on per-pair lines ``"pair": "<a>-><b>"``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from gm.metrics.features import (
 from gm.metrics.frechet import frechet_distance, mean_and_cov
 from gm.metrics.sources import Source, open_source, real_images, sample_batches
 from gm.metrics.stats import cached_or_none, key_id, load_cached, make_key, real_stats, save_cached
-from gm.models.base import ClassConditional, Encodes, SamplesFromNoise
+from gm.models.base import ClassConditional, Encodes, SamplesFromNoise, Translates
 
 FEATURES = ("inception", "classifier", "offline")
 DEFAULT_N = 5000
@@ -99,7 +103,9 @@ class _Run:
     step: int
 
 
-def _open_run(path: Path, device: torch.device) -> _Run:
+def _open_run(path: Path, device: torch.device, *, translates: bool = False) -> _Run:
+    """The run's latest good checkpoint as a model that samples from noise (or, with
+    translates=True, one that translates: evaluate() measures those with gm.metrics.translation)."""
     from gm.models.loading import load_model
     from gm.runs.checkpoint import latest_good_checkpoint
     from gm.runs.folder import RunFolder
@@ -109,10 +115,22 @@ def _open_run(path: Path, device: torch.device) -> _Run:
     if found is None:
         raise GMError(f"Run '{run.name}' has no checkpoint yet; train it first.")
     model = load_model(run, str(device), checkpoint=found[1])
-    if not isinstance(model, SamplesFromNoise):
+    if not isinstance(model, SamplesFromNoise) and not (translates and isinstance(model, Translates)):
         raise GMError(f"Run '{run.name}' is a {run.read_config().get('model')} model, which does not sample "
                       f"from noise: FID and sample metrics are not available for it.")
     return _Run(model, run, found[0])
+
+
+def _is_translation_run(path: Path) -> bool:
+    """Whether the run's model translates between domains, read from its config before any weights
+    load (an unknown model or a damaged folder is left for _open_run to report)."""
+    from gm.registry import get_spec
+    from gm.runs.folder import RunFolder
+
+    try:
+        return "translates" in get_spec(str(RunFolder.open(path).read_config().get("model"))).capabilities
+    except (GMError, OSError, ValueError):
+        return False
 
 
 def _has_factors(dataset: str) -> bool:
@@ -304,7 +322,7 @@ def estimate(a: str | Path, *, n: int = DEFAULT_N, features: str = "inception", 
 COVERAGE_OF = SpecView(lambda spec: (spec.coverage, spec.classes) if spec.coverage else None)
 
 
-def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, seed: int = 0, real_seed: int = 0,
+def evaluate(a: str | Path, *, dataset: str | None = None, n: int | None = None, seed: int = 0, real_seed: int = 0,
              split: str = "train", device: str = "auto", data_dir: str | None = None, inception: bool = False,
              inception_weights: str | None = None, inception_extractor: Extractor | None = None,
              progress: ProgressFn | None = None, cancel: threading.Event | None = None, record: bool = True,
@@ -313,7 +331,9 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
 
     Classifier FID, mode coverage (class histogram, classes covered, KL to uniform), precision /
     recall (k = 3, classifier features), ACGAN accuracy for class-conditional runs, MIG for VAE-family
-    runs on dSprites, and Inception FID when `inception` is true.
+    runs on dSprites, and Inception FID when `inception` is true. A translation run gets the
+    translation figures instead (gm.metrics.translation; `n` images per domain pair).
+    `n` defaults to 5,000 images (the assignment's minimum), and to 500 per pair for a translation run.
     """
     from gm.device import resolve_device
     from gm.metrics.classifiers import ClassifierFeatures, load_classifier
@@ -328,6 +348,13 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int = DEFAULT_N, s
     ds = _dataset_of([src], dataset)
     if ds is None:
         raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
+    if src.kind == "run" and _is_translation_run(src.path):
+        from gm.metrics.translation import DEFAULT_N as TRANSLATION_N
+        return _evaluate_translation(_open_run(src.path, dev, translates=True), ds, n=n or TRANSLATION_N,
+                                     seed=seed, split=split,
+                                     device=dev, data_dir=data_dir, progress=progress, cancel=cancel,
+                                     record=record, log=log, start=start)
+    n = n or DEFAULT_N
     run = _open_run(src.path, dev) if src.kind == "run" else None
     cf = ClassifierFeatures(load_classifier(ds, dev))
     conditional = run is not None and isinstance(run.model, ClassConditional) and run.model.num_classes > 0
@@ -492,6 +519,50 @@ def _mig_of_run(run: _Run, real: Any, dev: torch.device, tracker: Tracker) -> di
     codes = encode(encoder, real.images.data.float() / real.images.max_value, dev, tracker=tracker)
     out = mig(codes, real.dataset.factor_classes[real.indices].numpy(), tuple(real.dataset.factor_names))
     return {"mig": out["mig"], "mig_per_factor": out["per_factor"]}
+
+
+def _evaluate_translation(run: _Run, ds: str, *, n: int, seed: int, split: str, device: torch.device,
+                          data_dir: str | None, progress: ProgressFn | None, cancel: threading.Event | None,
+                          record: bool, log: LogFn | None, start: float) -> dict[str, Any]:
+    """evaluate() of a translation run: gm.metrics.translation's figures on n images per domain pair
+    of the run's dataset (it samples nothing from noise, so FID and coverage do not apply)."""
+    from gm.data import load_dataset
+    from gm.metrics.translation import evaluate_translation
+
+    dataset = load_dataset(ds, data_dir, train=split == "train")
+    out = evaluate_translation(run.model, dataset, n=n, seed=seed, device=device, progress=progress, cancel=cancel)
+    result: dict[str, Any] = {"source": str(run.run.path), "dataset": ds, "step": run.step, "kind": "translation",
+                              **out}
+    result["seconds"] = round(time.perf_counter() - start, 3)
+    if record:
+        _record_translation(run, result)
+    if log is not None:
+        if result.get("note"):
+            log(result["note"])
+        shown = ", ".join(f"{k} {result[k]:.4g}" for k in TRANSLATION_LINES if isinstance(result.get(k), float))
+        log(f"translation of {result['n']:,} images per pair ({len(result['pairs'])} pairs): {shown}; "
+            f"{format_seconds(result['seconds'])}")
+    return result
+
+
+# What a translation evaluation writes to eval.jsonl (features "translation"): each figure overall,
+# and again per domain pair with "pair": "<source>-><target>" on the line (gm.translate_views reads both).
+TRANSLATION_LINES = ("target_accuracy", "content_error", "gt_iou", "gt_l1", "position_error_px", "cycle_l1",
+                     "parameters")
+
+
+def _record_translation(run: _Run, result: dict[str, Any]) -> None:
+    """One eval.jsonl line per translation figure, overall and per domain pair."""
+    lines = [(k, result[k], result["n"], None) for k in TRANSLATION_LINES if result.get(k) is not None]
+    for pair, figures in result["pairs"].items():
+        lines += [(k, figures[k], figures["n"], pair) for k in TRANSLATION_LINES if figures.get(k) is not None]
+    now = _now()
+    for metric, value, n, pair in lines:
+        record = {"step": run.step, "metric": metric, "value": value, "n": n, "features": "translation",
+                  "stats_key": None, "time": now, "seed": result["seed"]}
+        if pair is not None:
+            record["pair"] = pair
+        run.run.append_eval(record)
 
 
 def _record(run: _Run, result: dict[str, Any]) -> None:
