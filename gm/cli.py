@@ -64,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--out", required=True, help="output PNG file")
 
+    tr = sub.add_parser("translate", help="write a grid of a translation model's translations: sources in "
+                                          "the first row, then per target domain its translations and "
+                                          "their cycle reconstructions")
+    tr.add_argument("run_dir")
+    tr.add_argument("--to", required=True, action="append", metavar="DOMAIN",
+                    help="target domain (repeatable or comma-separated; 'all' = every domain the source "
+                         "translates to)")
+    tr.add_argument("--from", dest="source", metavar="DOMAIN",
+                    help="source domain (default: the first domain that translates to every target)")
+    tr.add_argument("--n", type=int, default=8, help="source images (one column each)")
+    tr.add_argument("--seed", type=int, default=0, help="which source images are drawn from the dataset")
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--data-dir", help="dataset folder (default $GM_DATA_DIR or ~/.cache/gm/data)")
+    tr.add_argument("--out", required=True, help="output PNG file")
+
     ls = sub.add_parser("runs", help="list runs with status and step")
     ls.add_argument("--runs-dir")
 
@@ -227,6 +242,70 @@ def cmd_sample(args) -> int:
     return 0
 
 
+MAX_TRANSLATE_N = 64
+
+
+def _translation_targets(model, asked: list[str], source: str | None) -> tuple[str, tuple[str, ...]]:
+    """(source, targets) from --from / --to, checked against what the model translates."""
+    from gm.models.base import domain_index
+
+    names = [t.strip() for item in asked for t in item.split(",") if t.strip()]
+    pairs = tuple(model.pairs())
+    if source is not None:
+        domain_index(model.domains, source)   # one sentence naming the model's domains
+    if names == ["all"]:
+        if source is None:
+            source = model.domains[0]
+        targets = tuple(b for a, b in pairs if a == source)
+    else:
+        for name in names:
+            domain_index(model.domains, name)
+        targets = tuple(dict.fromkeys(names))
+        if source is None:
+            fits = [d for d in model.domains if d not in targets and all((d, t) in pairs for t in targets)]
+            if not fits:
+                raise GMError(f"No one domain translates to {', '.join(targets)}; name the source with --from.")
+            source = fits[0]
+    have = ", ".join(f"{a}->{b}" for a, b in pairs)
+    for t in targets:
+        if (source, t) not in pairs:
+            raise GMError(f"This model does not translate {source} to {t}; its pairs: {have}.")
+    if not targets:
+        raise GMError("Name at least one target domain with --to.")
+    return source, targets
+
+
+def cmd_translate(args) -> int:
+    from gm.data import load_dataset
+    from gm.images import make_grid, save_png
+    from gm.metrics.translation import choose_sources, translation_grid
+    from gm.models.base import Translates
+    from gm.models.loading import load_model
+    from gm.registry import get_spec
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise GMError(f"--out must be a .png file; got {args.out}.")
+    if not out.parent.exists():
+        raise GMError(f"Folder {out.parent} does not exist; create it or choose another --out.")
+    if not 1 <= args.n <= MAX_TRANSLATE_N:
+        raise GMError(f"--n must be between 1 and {MAX_TRANSLATE_N} (one column per source image); got {args.n}.")
+    model = load_model(args.run_dir, args.device)
+    if not isinstance(model, Translates):
+        raise GMError(f"{args.run_dir} holds a {model.model_name} model, which does not translate between "
+                      f"domains; use `python -m gm sample` for it.")
+    source, targets = _translation_targets(model, args.to, args.source)
+    split = model.config.domain_split()
+    dataset = load_dataset(get_spec(model.model_name).dataset, args.data_dir)
+    index = choose_sources(dataset, split, source, args.n, args.seed)
+    sources = dataset.take(index).float() / dataset.max_value
+    images, per_row = translation_grid(model, sources, targets, source=source)
+    save_png(out, make_grid(images, per_row))
+    rows = ", ".join(f"{t} + back to {source}" for t in targets)
+    print(f"{out}: {source} sources, then {rows}")
+    return 0
+
+
 def cmd_runs(args) -> int:
     from gm.runs.folder import default_runs_dir, list_runs
     from gm.runs.jobs import trainer_of
@@ -276,7 +355,8 @@ def cmd_export(args) -> int:
 
 
 COMMANDS = {"models": cmd_models, "datasets": cmd_datasets, "train": cmd_train, "resume": cmd_resume, "sample": cmd_sample,
-            "runs": cmd_runs, "push": cmd_push, "pull": cmd_pull, "export": cmd_export}
+            "runs": cmd_runs, "push": cmd_push, "pull": cmd_pull, "export": cmd_export,
+            "translate": cmd_translate}
 
 from gm.metrics.cli import COMMANDS as _METRICS_COMMANDS  # noqa: E402  (stats, fid, eval)
 
