@@ -57,6 +57,18 @@ def translator() -> Callable[..., str]:
     return bound
 
 
+def domain_namer() -> Callable[[str], str]:
+    """A function naming a translation domain ("square") in this script run's language (the
+    catalogs' [domain] table), or as the dataset names it when the catalog has no entry."""
+    language = lang()
+
+    from gm.translate_views import domain_name
+
+    def name(domain: str) -> str:
+        return domain_name(domain, language)
+    return name
+
+
 def n(value: float | int, spec: str = "") -> str:
     """A number in the current language's digits (۱۲٫۵ in Persian)."""
     return i18n.number(value, lang(), spec)

@@ -15,7 +15,11 @@ if run is None:
 cfg = run.read_config()
 dataset = cfg.get("dataset")
 st.caption(f"{run.name} · {cfg.get('model')} · {dataset}")
-if "samples" not in ui.capabilities(cfg):
+can = ui.capabilities(cfg)
+# A translation model (gm.models.base.Translates) is measured on translations of dataset images
+# (gm eval's translation metrics); FID, coverage and CAM need samples from noise.
+translating = "translates" in can
+if not translating and "samples" not in can:
     st.info(t("evaluate.not_available", model=cfg.get("model")))
     st.stop()
 
@@ -34,18 +38,25 @@ runner = ui.tasks()
 key = ui.task_key(run)   # in the hosted demo: this visitor's evaluation of the run, nobody else's
 with st.container(border=True):
     st.markdown(f"**{t('evaluate.measure_heading')}**")
-    ready, why = inception_ready()
-    c1, c2, c3 = st.columns([2, 2, 1])
-    n = int(c1.select_slider(t("evaluate.images"), ui.fid_sizes(), value=1000, key="ev.n",
-                             help=t("evaluate.images_help")))
     limits = ui.demo_limits()
-    if limits is not None:
-        c1.caption(t("evaluate.demo_limit", n=limits.max_fid_n))
-    with_inception = c2.toggle(t("evaluate.with_inception"), value=False, disabled=not ready, key="ev.inc",
-                               help=t("evaluate.with_inception_help"))
-    if not ready:
-        c2.caption(why)
-    if c3.button(t("evaluate.estimate"), key="ev.estimate"):
+    if translating:
+        st.caption(t("evaluate.translation_intro"))
+        sizes = [k for k in (100, 250, 500, 1000, 2000) if limits is None or k <= limits.max_fid_n] or [100]
+        n = int(st.select_slider(t("evaluate.translation_images"), sizes, value=500 if 500 in sizes else sizes[-1],
+                                 key="ev.tn", help=t("evaluate.translation_images_help")))
+        with_inception = False
+    else:
+        ready, why = inception_ready()
+        c1, c2, c3 = st.columns([2, 2, 1])
+        n = int(c1.select_slider(t("evaluate.images"), ui.fid_sizes(), value=1000, key="ev.n",
+                                 help=t("evaluate.images_help")))
+        if limits is not None:
+            c1.caption(t("evaluate.demo_limit", n=limits.max_fid_n))
+        with_inception = c2.toggle(t("evaluate.with_inception"), value=False, disabled=not ready, key="ev.inc",
+                                   help=t("evaluate.with_inception_help"))
+        if not ready:
+            c2.caption(why)
+    if not translating and c3.button(t("evaluate.estimate"), key="ev.estimate"):
         with ui.user_errors():
             from gm.metrics.evaluate import estimate
             est = estimate(str(run.path), n=n, features="inception" if with_inception else "classifier")
@@ -93,7 +104,39 @@ progress_panel()
 # ---- latest result -----------------------------------------------------------------------------
 task = runner.get(key)
 result = task.result if task is not None and task.status == "done" else None
-if result:
+
+
+def translation_scores(result) -> None:
+    """The translation metrics: the newest evaluation's (this session's, else the run's records),
+    every pair together and one row per source -> target pair."""
+    from gm import translate_views as tv
+    scores = tv.scores_from_result(result)
+    heading = t("evaluate.latest")
+    if not scores:
+        scores = tv.scores_of(run)
+        heading = t("evaluate.translation_shipped" if scores.origin == "metrics.json" else "evaluate.translation_recorded")
+    st.subheader(heading)
+    if not scores:
+        st.caption(t("evaluate.translation_none"))
+        return
+    if scores.step is not None or scores.n is not None:
+        st.caption(t("evaluate.translation_when", step=scores.step or 0, n=scores.n or 0))
+    if isinstance(result, dict) and result.get("note"):   # e.g. a dataset without true counterparts
+        st.caption(str(result["note"]))
+    for row in (tv.METRIC_KEYS[:4], tv.METRIC_KEYS[4:]):
+        cols = st.columns(4)
+        for col, k in zip(cols, row):
+            col.metric(t(f"evaluate.t_{k}"), tv.formatted(k, scores.value(k), ui.n), help=t(f"evaluate.t_{k}_help"))
+    if scores.pairs:
+        st.markdown(f"**{t('evaluate.translation_pairs')}**")
+        names = {k: t(f"evaluate.t_{k}") for k in tv.METRIC_KEYS} | {"pair": t("evaluate.t_pair")}
+        st.dataframe(ui.table_rows(tv.score_rows(scores, names.get, ui.n, every_pair=t("evaluate.every_pair"))),
+                     hide_index=True, width="stretch", key="ev.pairs")
+
+
+if translating:
+    translation_scores(result)
+elif result:
     st.subheader(t("evaluate.latest"))
     cols = st.columns(4)
     cols[0].metric(t("evaluate.fid_classifier"), ui.n(result["fid_classifier"], ".2f"),
@@ -138,16 +181,19 @@ if not history:
     st.caption(t("evaluate.no_history"))
 else:
     st.dataframe(ui.table_rows(history), hide_index=True, width="stretch")
-    metric_names = sorted({(h.get("metric"), h.get("features")) for h in history})
-    label = {m: f"{m[0]} ({m[1]})" for m in metric_names}
+    def series(h: dict) -> tuple[str, str, str]:   # a translation run's lines also name their pair
+        return str(h.get("metric")), str(h.get("features") or ""), str(h.get("pair") or "")
+
+    metric_names = sorted({series(h) for h in history})
+    label = {m: f"{m[0]} ({m[1]})" + (f" · {m[2]}" if m[2] else "") for m in metric_names}
     pick = st.selectbox(t("evaluate.chart_over_steps"), metric_names, format_func=label.get, key="ev.chart")
     points = [{"step": h.get("step") or 0, "value": h["value"]} for h in history
-              if (h.get("metric"), h.get("features")) == pick and isinstance(h.get("value"), (int, float))]
+              if series(h) == pick and isinstance(h.get("value"), (int, float))]
     st.plotly_chart(plots.line_figure(points, ["value"], title=label[pick], smoothing=0.0, names=[label[pick]]),
                     width="stretch", key="ev.line")
 
 # ---- CAM -------------------------------------------------------------------------------------
-if dataset == "mnist":
+if dataset == "mnist" and "samples" in can:
     st.subheader(t("evaluate.cam_heading"))
     st.caption(t("evaluate.cam_caption"))
     with ui.user_errors():

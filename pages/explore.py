@@ -31,7 +31,7 @@ if latest_checkpoint(run.checkpoints_dir) is None and ui.is_active(run):
 try:
     cfg = run.read_config()
     can = ui.capabilities(cfg)
-    if not can & {"encodes", "samples"}:
+    if not can & {"encodes", "samples", "translates"}:
         st.info(t("explore.not_available", model=cfg.get("model")))
         st.stop()
     model = ui.inference_model(run)
@@ -128,8 +128,85 @@ def explore_gan() -> None:
     ui.show_image(gan_views.interpolation_grid(model, s0, s1, steps=10, label=label), scale=2)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def domain_datasets(name: str, data_dir: str | None, split: str):
+    from gm.data import load_dataset
+    return load_dataset(name, data_dir, domains=split)
+
+
+def explore_translation() -> None:
+    from gm import translate_views as tv
+    split = model.config.domain_split()
+    if not split:
+        st.info(t("explore.translate_no_domains", split="—"))
+        return
+    data = domain_datasets(cfg["dataset"], cfg.get("data_dir"), split)
+    routes = {s: [d for d in ds if d in data] for s, ds in tv.targets_by_source(model).items() if s in data}
+    routes = {s: ds for s, ds in routes.items() if ds}
+    if not routes:
+        st.info(t("explore.translate_no_domains", split=split))
+        return
+    name = ui.domain_namer()
+    st.subheader(t("explore.translate_heading"))
+    st.caption(t("explore.translate_intro"))
+    c1, c2 = st.columns([1, 2])
+    source = ui.localized(st.selectbox, t("explore.source_domain"), list(routes), key=f"exp.src.{run.name}",
+                          where=c1, format_func=name)
+    targets = c2.multiselect(t("explore.target_domains"), routes[source], default=routes[source],
+                             key=f"exp.to.{run.name}.{source}@{ui.lang()}", format_func=name)
+    pool = data[source]
+    index_key = f"exp.tidx.{run.name}.{source}"
+
+    def pick_random() -> None:
+        st.session_state[index_key] = int(np.random.default_rng().integers(len(pool)))
+
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    index = int(c1.slider(t("explore.source_image", n=len(pool)), 0, len(pool) - 1, 0, key=index_key))
+    c2.button(t("explore.random_image"), key=f"exp.trand.{run.name}", on_click=pick_random,
+              icon=":material/casino:")
+    if not targets:
+        st.info(t("explore.pick_target"))
+        return
+    chosen = torch.tensor([index])
+    image = tv.as_unit(pool.take(chosen), pool.max_value)
+    shown = tv.translate(model, image, source, targets)
+    has_truth = tv.attach_truth(shown, pool, chosen, split, pool.max_value)
+    scale = max(2, 192 // image.shape[-1])
+    for tr in shown:
+        cols = st.columns(4)
+        with cols[0]:
+            ui.show_image(make_grid(image, 1, padding=0), t("explore.source_caption", domain=name(source)), scale=scale)
+        with cols[1]:
+            ui.show_image(make_grid(tr.translated, 1, padding=0), t("explore.translated_caption", domain=name(tr.target)),
+                          scale=scale)
+        with cols[2]:
+            ui.show_image(make_grid(tr.reconstructed, 1, padding=0),
+                          t("explore.cycle_caption", domain=name(source), l1=tv.difference(tr.reconstructed, image)),
+                          scale=scale)
+        with cols[3]:
+            if tr.truth is not None:
+                ui.show_image(make_grid(tr.truth, 1, padding=0),
+                              t("explore.truth_caption", domain=name(tr.target), iou=tv.iou(tr.translated, tr.truth)),
+                              scale=scale)
+            else:
+                st.caption(t("explore.no_truth"))
+    if not has_truth:
+        st.caption(t("explore.no_truth_dataset", dataset=cfg["dataset"]))
+
+    st.subheader(t("explore.translate_batch"))
+    seed = int(st.number_input(t("explore.seed"), 0, 2**31 - 1, 0, key=f"exp.tseed.{run.name}"))
+    picks = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:8]
+    images = tv.as_unit(pool.take(picks), pool.max_value)
+    batch = tv.translate(model, images, source, targets)
+    tv.attach_truth(batch, pool, picks, split, pool.max_value)
+    ui.show_image(tv.batch_grid(images, batch), t("explore.batch_caption", source=name(source),
+                                                  targets=", ".join(name(d) for d in targets)), scale=2)
+
+
 with ui.user_errors():
     if "encodes" in can:
         explore_vae()
+    elif "translates" in can:
+        explore_translation()
     else:
         explore_gan()

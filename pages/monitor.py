@@ -24,6 +24,15 @@ x_axis = ui.localized(st.radio, t("monitor.x_axis"), ["step", "time"], key="mon.
 log_y = c3.toggle(t("monitor.log_y"), key="mon.log")
 
 
+translating = "translates" in ui.capabilities(cfg)
+
+
+def metric_name(key: str) -> str:
+    """A logged metric's name in the catalogs ([metric]), else the key as logged."""
+    text = t(f"metric.{key}")
+    return key if text == f"metric.{key}" else text
+
+
 def history() -> MetricsHistory:
     """One incremental reader per run and browser session: each poll reads only new lines."""
     store = st.session_state.setdefault("mon.histories", {})
@@ -55,13 +64,23 @@ def live() -> None:
     # Widgets of a fragment must live inside it (a rerun of the fragment cannot reach outside).
     csv.download_button("CSV", plots.records_to_csv(records), file_name=f"{run.name}-metrics.csv",
                         mime="text/csv", key="mon.csv")
-    charts = plots.charts_for(records, ui.lang())
-    cols = st.columns(2)
-    for i, (title, keys, ref) in enumerate(charts):
+    def chart(where, title: str, keys: tuple[str, ...], ref: str | None = None) -> None:
         fig = plots.line_figure(records, keys, title=title, smoothing=smoothing, log_y=log_y, x_axis=x_axis,
-                                reference=ref, names=[t(f"metric.{k}") for k in keys],
+                                reference=ref, names=[metric_name(k) for k in keys],
                                 reference_name=t("metric.set_point"), x_title=t(f"monitor.axis_{x_axis}"))
-        cols[i % 2].plotly_chart(fig, width="stretch", key=f"chart-{keys[0]}")
+        where.plotly_chart(fig, width="stretch", key=f"chart-{keys[0]}")
+
+    if translating:   # losses grouped by the part of the objective they are (gm.translate_views.LOSS_KINDS)
+        from gm import translate_views as tv
+        for group in tv.loss_groups(records):
+            st.markdown(f"**{t(f'monitor.kind_{group.kind}')}**")
+            cols = st.columns(2)
+            for i, (name, keys) in enumerate(group.charts):
+                chart(cols[i % 2], name if group.kind == "other" else t(f"monitor.chart_{name}"), keys)
+    else:
+        cols = st.columns(2)
+        for i, (title, keys, ref) in enumerate(plots.charts_for(records, ui.lang())):
+            chart(cols[i % 2], title, keys, ref)
     dims = next((r["kl_dims"] for r in reversed(records) if isinstance(r.get("kl_dims"), list)), None)
     if dims:
         st.plotly_chart(plots.kl_dims_figure(dims, lang=ui.lang()), width="stretch", key="chart-kl-dims")

@@ -80,8 +80,11 @@ def test_every_page_shows_a_new_kind_or_says_not_available(page, toy, tmp_path, 
         if page == "pages/monitor.py":
             titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
             assert any("cycle_l1" in str(t) for t in titles)   # a logged scalar gets a chart of its own
-        if page in ("pages/explore.py", "pages/evaluate.py"):
-            assert any("not available" in i.value for i in at.info)
+        if page == "pages/explore.py":   # a model that translates gets the Translate view
+            from gm.i18n import t
+            assert t("explore.translate_heading", "en") in [h.value for h in at.subheader]
+        if page == "pages/evaluate.py":  # and its translation figures, not sampling metrics
+            assert not any("not available" in i.value for i in at.info)
     finally:
         from pages import _ui
         _ui.manager().shutdown(timeout=60)

@@ -40,6 +40,8 @@ REQUIRED = {
                  "failures.collapse_grid_final", "failures.collapse_table", "failures.convergence_losses",
                  "failures.convergence_outputs", "failures.convergence_grid_final"},
     "cam": {"cam.heatmaps"},
+    "translation": {"translation.table", "translation.pairs", "translation.stargan.grid_final",
+                    "translation.cyclegan_square_ellipse.grid_final"},
 }
 
 

@@ -2,7 +2,8 @@
 
 Seven steps follow the assignment — (1) dSprites and the VAE, (2) the VAE's losses, grid and FID,
 (3) ControlVAE at KL 8 and 14, (4) the PixelShuffle GAN, (5) WGAN, (6) SSGAN, (7) every model
-compared — then short sections on DCGAN tricks, ACGAN, failure modes and CAM.
+compared — then short sections on DCGAN tricks, ACGAN, failure modes, CAM and image-to-image
+translation (CycleGAN against StarGAN, the documents' table reproduced on dSprites shapes).
 
 Each step shows *runs in roles* ("the GAN", "the ControlVAE at KL 14"): by default the shipped
 pretrained run of the role (checkpoints/pretrained), else the newest local run that matches it;

@@ -37,6 +37,13 @@ class Role:
         return config.get("model") == self.model and all(values.get(k) == v for k, v in self.overrides)
 
 
+def _shipped_steps(name: str, default: int) -> int:
+    """The length a shipped pretrained run was trained for (gm.pretrained.ENTRIES), else `default`."""
+    from gm.pretrained import ENTRIES
+    entry = ENTRIES.get(name)
+    return int(entry.steps) if entry is not None else default
+
+
 ROLES: dict[str, Role] = {r.key: r for r in (
     Role("vae", "vae", "vae", steps=4000),
     Role("betavae", "betavae", "betavae", steps=4000),
@@ -53,9 +60,23 @@ ROLES: dict[str, Role] = {r.key: r for r in (
     Role("collapse", "acgan", "failure-mode-collapse", (("conditioning", "input"), ("fake_class_loss", True)),
          steps=3000),
     Role("convergence", "lsgan", "failure-convergence", (("lr_d", 2e-4),), steps=1500),
+    # Image-to-image translation on dSprites shapes: one CycleGAN per pair of shapes (the papers'
+    # "one model per domain pair") against one StarGAN for all three.
+    Role("cyclegan_square_ellipse", "cyclegan", "cyclegan-square-ellipse",
+         (("source", "square"), ("target", "ellipse")),
+         steps=_shipped_steps("cyclegan-square-ellipse", 3000)),
+    Role("cyclegan_square_heart", "cyclegan", "cyclegan-square-heart",
+         (("source", "square"), ("target", "heart")),
+         steps=_shipped_steps("cyclegan-square-heart", 3000)),
+    Role("cyclegan_ellipse_heart", "cyclegan", "cyclegan-ellipse-heart",
+         (("source", "ellipse"), ("target", "heart")),
+         steps=_shipped_steps("cyclegan-ellipse-heart", 3000)),
+    Role("stargan", "stargan", "stargan", (("domains", "shape"),), steps=_shipped_steps("stargan", 5000)),
 )}
 GAN_ROLES = ("gan", "dcgan", "wgan", "wgan_gp", "ssgan", "acgan")
 FAILURE_ROLES = ("collapse", "convergence")
+CYCLEGAN_ROLES = ("cyclegan_square_ellipse", "cyclegan_square_heart", "cyclegan_ellipse_heart")
+TRANSLATION_ROLES = CYCLEGAN_ROLES + ("stargan",)
 
 
 @dataclass
@@ -576,6 +597,177 @@ def step_cam(ctx: Context) -> list[Block]:
     return out
 
 
+# ---- image-to-image translation: CycleGAN and StarGAN ----------------------------------------------
+# The documents' comparison (StarGAN paper, RaFD facial expressions): classification error of the
+# translated attribute, and parameters x models (CycleGAN needs one model per pair of domains).
+PAPER_TABLE = (("cyclegan", 5.99, 52.6e6, 14), ("stargan", 2.12, 53.2e6, 1))
+
+
+def _percent(ctx: Context, value: float, spec: str = ".2f") -> str:
+    return ctx.n(value, spec) + ("٪" if ctx.lang == "fa" else " %")
+
+
+def _keys_logged(run: RunFolder, keys: tuple[str, ...]) -> tuple[str, ...]:
+    records = run.read_metrics()[-50:]
+    return tuple(k for k in keys if any(isinstance(r.get(k), (int, float)) for r in records))
+
+
+def _not_shipped(ctx: Context, role: str) -> Block:
+    r = ROLES[role]
+    return b.note(ctx.t("walkthrough.translation.not_shipped", label=ctx.label(role), name=r.pretrained or r.model,
+                        model=r.model), "warning")
+
+
+def _translation_scores(ctx: Context, role: str) -> tuple[Any, int | None]:
+    """(gm.translate_views.Scores, parameters needed to translate) of the run playing `role`."""
+    from gm import translate_views as tv
+    run = ctx.run(role)
+    if run is None:
+        return tv.Scores(), None
+    scores = tv.scores_of(run)
+    params = scores.value("parameters")
+    if params is None:   # not measured yet: count them on the model itself
+        key = f"parameters:{run.path}"
+        if key not in ctx.cache:
+            try:
+                ctx.cache[key] = tv.parameters_of(ctx.model(run))
+            except Exception:   # a run that cannot be loaded counts as unmeasured, never breaks the step
+                ctx.cache[key] = None
+        params = ctx.cache[key]
+    return scores, None if params is None else int(params)
+
+
+def translation_rows(ctx: Context) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The documents' table with gm's dSprites rows under it, and the figures the explanation uses."""
+    from gm.translate_views import short_count
+    cols = {k: ctx.t(f"walkthrough.translation.col_{k}") for k in
+            ("model", "data", "error", "params", "total", "iou", "position")}
+    rows = []
+    for model, error, params, models in PAPER_TABLE:
+        rows.append({cols["model"]: ctx.t(f"walkthrough.translation.paper_{model}"),
+                     cols["data"]: ctx.t("walkthrough.translation.data_rafd"),
+                     cols["error"]: _percent(ctx, error),
+                     cols["params"]: f"{short_count(params, ctx.lang)} × {ctx.n(models)}",
+                     cols["total"]: short_count(params * models, ctx.lang), cols["iou"]: "—", cols["position"]: "—"})
+    figures: dict[str, Any] = {}
+    groups = (("cyclegan", CYCLEGAN_ROLES, len(CYCLEGAN_ROLES)), ("stargan", ("stargan",), 1))
+    for model, roles, models in groups:
+        measured = [_translation_scores(ctx, r) for r in roles if ctx.run(r) is not None]
+        accuracy = [s.value("target_accuracy") for s, _ in measured if s.value("target_accuracy") is not None]
+        ious = [s.value("gt_iou") for s, _ in measured if s.value("gt_iou") is not None]
+        position = [s.value("position_error_px") for s, _ in measured if s.value("position_error_px") is not None]
+        params = [p for _, p in measured if p is not None]
+        error = 100 * (1 - float(np.mean(accuracy))) if accuracy else None
+        each = float(np.mean(params)) if params else None
+        name = ctx.t(f"walkthrough.translation.gm_{model}", models=models)
+        if measured and len(measured) < len(roles):
+            name += " " + ctx.t("walkthrough.translation.partial", have=len(measured), of=len(roles))
+        rows.append({cols["model"]: name, cols["data"]: ctx.t("walkthrough.translation.data_dsprites"),
+                     cols["error"]: "—" if error is None else _percent(ctx, error),
+                     cols["params"]: "—" if each is None else f"{short_count(each, ctx.lang)} × {ctx.n(models)}",
+                     cols["total"]: "—" if each is None else short_count(each * models, ctx.lang),
+                     cols["iou"]: ctx.n(float(np.mean(ious)), ".3f") if ious else "—",
+                     cols["position"]: ctx.n(float(np.mean(position)), ".2f") if position else "—"})
+        figures[model] = {"error": error, "each": each, "total": None if each is None else each * models,
+                          "runs": len(measured)}
+    return rows, figures
+
+
+def translation_pair_rows(ctx: Context) -> list[dict[str, str]]:
+    """Per ordered pair of shapes: each pair's CycleGAN next to the StarGAN on the same pair."""
+    from gm import translate_views as tv
+    cols = {k: ctx.t(f"walkthrough.translation.col_{k}") for k in
+            ("pair", "cyclegan_error", "stargan_error", "cyclegan_iou", "stargan_iou")}
+    cyclegan: dict[str, dict[str, float]] = {}
+    for role in CYCLEGAN_ROLES:
+        if ctx.run(role) is not None:
+            cyclegan.update(_translation_scores(ctx, role)[0].pairs)
+    stargan = _translation_scores(ctx, "stargan")[0].pairs if ctx.run("stargan") is not None else {}
+    names = sorted(set(cyclegan) | set(stargan))
+
+    def err(table: dict[str, dict[str, float]], pair: str) -> str:
+        value = table.get(pair, {}).get("target_accuracy")
+        return "—" if value is None else _percent(ctx, 100 * (1 - value))
+
+    def iou(table: dict[str, dict[str, float]], pair: str) -> str:
+        value = table.get(pair, {}).get("gt_iou")
+        return "—" if value is None else ctx.n(value, ".3f")
+
+    rows = []
+    for pair in names:
+        source, _, target = pair.partition("->")
+        rows.append({cols["pair"]: f"{tv.domain_name(source, ctx.lang)} → {tv.domain_name(target, ctx.lang)}",
+                     cols["cyclegan_error"]: err(cyclegan, pair), cols["stargan_error"]: err(stargan, pair),
+                     cols["cyclegan_iou"]: iou(cyclegan, pair), cols["stargan_iou"]: iou(stargan, pair)})
+    return rows
+
+
+def step_translation(ctx: Context) -> list[Block]:
+    from gm.translate_views import short_count
+    out = [b.markdown(ctx.t("walkthrough.translation.intro"))]
+    out.append(b.equation(r"\mathcal{L}(G, F, D_X, D_Y) = \mathcal{L}_{GAN}(G, D_Y, X, Y) + "
+                          r"\mathcal{L}_{GAN}(F, D_X, Y, X) + \lambda\, \mathcal{L}_{cyc}(G, F)"))
+    out.append(b.equation(r"\mathcal{L}_{cyc}(G, F) = E_{x \sim p(x)}[\Vert F(G(x)) - x \Vert_1] + "
+                          r"E_{y \sim p(y)}[\Vert G(F(y)) - y \Vert_1]"))
+    shown = [r for r in CYCLEGAN_ROLES if ctx.run(r) is not None]
+    cfg = facts.config_of(ctx.run(shown[0])).get("config", {}) if shown else {}
+    out.append(b.markdown(ctx.t("walkthrough.translation.cyclegan", lambda_cyc=cfg.get("lambda_cyc", 10.0),
+                                lambda_idt=cfg.get("lambda_idt", 0.5), pool=cfg.get("pool_size", 50))))
+    out.append(b.equation(r"\mathcal{L}_{GAN}(G, D_Y) = E_y[(D_Y(y) - 1)^2] + E_x[D_Y(G(x))^2],\quad "
+                          r"\mathcal{L}_{idt} = E_y[\Vert G(y) - y \Vert_1] + E_x[\Vert F(x) - x \Vert_1]"))
+    for role in CYCLEGAN_ROLES:
+        if ctx.run(role) is None:
+            out.append(_not_shipped(ctx, role))
+    if shown:
+        run = ctx.run(shown[0])
+        keys = _keys_logged(run, ("cycle", "idt", "g_adv", "d_x", "d_y"))
+        if keys:
+            out.append(_line(ctx, "translation.cyclegan_losses", run, keys,
+                             ctx.t("walkthrough.translation.cyclegan_losses_title", label=ctx.label(shown[0]))))
+    for role in shown:
+        out += _stage_grids(ctx, f"translation.{role}.grid", role, final_only=True)
+    if shown:
+        out.append(b.markdown(ctx.t("walkthrough.translation.cyclegan_grid")))
+
+    out.append(b.markdown(ctx.t("walkthrough.translation.stargan")))
+    out.append(b.equation(r"\mathcal{L}_D = -\mathcal{L}_{adv} + \lambda_{cls}\, \mathcal{L}_{cls}^{r},\quad "
+                          r"\mathcal{L}_G = \mathcal{L}_{adv} + \lambda_{cls}\, \mathcal{L}_{cls}^{f} + "
+                          r"\lambda_{rec}\, \mathcal{L}_{rec}"))
+    out.append(b.equation(r"\mathcal{L}_{rec} = E_{x, c, c'}[\Vert x - G(G(x, c), c') \Vert_1],\quad "
+                          r"\mathcal{L}_{cls}^{f} = E_{x, c}[-\log D_{cls}(c \mid G(x, c))]"))
+    out.append(b.markdown(ctx.t("walkthrough.translation.mask")))
+    out.append(b.equation(r"\tilde{c} = [c_1, \ldots, c_n, m]"))
+    star = ctx.run("stargan")
+    if star is None:
+        out.append(_not_shipped(ctx, "stargan"))
+    else:
+        keys = _keys_logged(star, ("rec", "g_cls", "d_cls"))
+        if keys:
+            out.append(_line(ctx, "translation.stargan_losses", star, keys,
+                             ctx.t("walkthrough.translation.stargan_losses_title")))
+        if _keys_logged(star, ("cls_acc",)):
+            out.append(_line(ctx, "translation.stargan_cls_acc", star, ("cls_acc",),
+                             ctx.t("walkthrough.translation.stargan_cls_title")))
+        out += _stage_grids(ctx, "translation.stargan.grid", "stargan", final_only=True)
+
+    out.append(b.markdown(ctx.t("walkthrough.translation.table_intro")))
+    rows, figures = translation_rows(ctx)
+    out.append(b.table("translation.table", rows, ctx.t("walkthrough.translation.table_caption")))
+    cyc, sg = figures["cyclegan"], figures["stargan"]
+    if cyc["error"] is not None and sg["error"] is not None and cyc["total"] and sg["total"]:
+        out.append(b.markdown(ctx.t("walkthrough.translation.table_explain", cyc_error=cyc["error"],
+                                    star_error=sg["error"], cyc_total=short_count(cyc["total"], ctx.lang),
+                                    star_total=short_count(sg["total"], ctx.lang), ratio=cyc["total"] / sg["total"])))
+    elif cyc["runs"] + sg["runs"] == 0:
+        out.append(b.note(ctx.t("walkthrough.translation.table_empty")))
+    pairs = translation_pair_rows(ctx)
+    if pairs:
+        out.append(b.table("translation.pairs", pairs, ctx.t("walkthrough.translation.pairs_caption")))
+    out.append(b.markdown(ctx.t("walkthrough.translation.explain")))
+    out += [_train(ctx, r) for r in TRANSLATION_ROLES]
+    return out
+
+
 STEPS: list[StepDef] = [
     StepDef("data", ("vae",), step_data),
     StepDef("vae", ("vae",), step_vae),
@@ -588,5 +780,6 @@ STEPS: list[StepDef] = [
     StepDef("acgan", ("acgan",), step_acgan, extra=True),
     StepDef("failures", GAN_ROLES + FAILURE_ROLES, step_failures, extra=True),
     StepDef("cam", ("gan",), step_cam, extra=True),
+    StepDef("translation", TRANSLATION_ROLES, step_translation, extra=True),
 ]
 STEP_BY_KEY = {s.key: s for s in STEPS}
