@@ -174,6 +174,21 @@ register(ModelSpec(
 ))
 
 
+# The same two models on MNIST digits in three rendered styles (gm/data/mnist_style.py): a digit
+# task whose true counterparts are known, like dSprites' shapes.
+register(ModelSpec(
+    name="cyclegan-digits", dataset="mnist-style", group="translation", model="gm.models.cyclegan:CycleGANModel",
+    config="gm.trainers.cyclegan:DigitCycleGANConfig", trainer="gm.trainers.cyclegan:CycleGANTrainer",
+    presets=(("plain-slanted", {"source": "plain", "target": "slanted"}),
+             ("bold-slanted", {"source": "bold", "target": "slanted"})),
+))
+
+register(ModelSpec(
+    name="stargan-digits", dataset="mnist-style", group="translation", model="gm.models.stargan:StarGANModel",
+    config="gm.trainers.stargan:DigitStarGANConfig", trainer="gm.trainers.stargan:StarGANTrainer",
+))
+
+
 def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]

@@ -24,12 +24,17 @@ def showcase() -> dict:
 
 
 def measured(run) -> str | None:
-    """The card's line of held-out figures from the shipped run's metrics.json (MNIST GANs)."""
+    """The card's line of measured figures from the shipped run's metrics.json (MNIST GANs: held-out
+    digits; translation runs: against the true counterparts)."""
     import json
     try:
         m = json.loads((run.path / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if isinstance(m, dict) and all(isinstance(m.get(k), (int, float)) for k in
+                                   ("target_accuracy", "gt_iou", "position_error_px")):   # translation runs
+        return t("home.card_translation", accuracy=ui.n(m["target_accuracy"], ".0%"),
+                 iou=ui.n(m["gt_iou"], ".2f"), position=ui.n(m["position_error_px"], ".2f"))
     if not isinstance(m, dict) or not all(isinstance(m.get(k), (int, float)) for k in
                                           ("recognisable_share", "recognisable_share_real", "classes_recognised")):
         return None

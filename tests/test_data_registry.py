@@ -38,8 +38,8 @@ def _load(name: str, request: pytest.FixtureRequest) -> ImageDataset:
     """A registered dataset, offline: dSprites rendered, MNIST from ../shared/data (or skip)."""
     if name == "dsprites":
         return request.getfixturevalue("sprites")
-    if name == "mnist":
-        return load_dataset("mnist", request.getfixturevalue("mnist_dir"))
+    if name in ("mnist", "mnist-style"):
+        return load_dataset(name, request.getfixturevalue("mnist_dir"))
     pytest.skip(f"no offline copy of {name} known to this test")
 
 
@@ -59,7 +59,7 @@ def test_unknown_dataset_is_one_sentence_naming_the_valid_ones():
     with pytest.raises(GMError) as err:
         get_dataset_spec("cifar")
     msg = str(err.value)
-    assert msg == "Unknown dataset 'cifar'; use one of dsprites, mnist."
+    assert msg == "Unknown dataset 'cifar'; use one of dsprites, mnist, mnist-style."
     with pytest.raises(GMError, match="Unknown dataset 'cifar'"):
         load_dataset("cifar")
 
@@ -78,7 +78,8 @@ def test_bad_spec_and_duplicate_name_are_clear_errors():
 def test_metrics_tables_read_the_registry():
     from gm.metrics.classifiers import CLASSIFIER_FOR
     from gm.metrics.evaluate import COVERAGE_OF
-    assert dict(CLASSIFIER_FOR) == {"dsprites": "dsprites_classifier", "mnist": "mnist_classifier"}
+    assert dict(CLASSIFIER_FOR) == {"dsprites": "dsprites_classifier", "mnist": "mnist_classifier",
+                                    "mnist-style": "mnist_style_classifier"}
     assert COVERAGE_OF["mnist"] == ("class", tuple("0123456789"))
     assert COVERAGE_OF["dsprites"] == ("shape", ("square", "ellipse", "heart"))
 
@@ -264,7 +265,7 @@ def test_datasets_command_lists_every_dataset(capsys):
 
 def test_metrics_cli_checks_datasets_against_the_registry(capsys):
     assert main(["stats", "cifar"]) == 2
-    assert "Unknown dataset 'cifar'; use one of dsprites, mnist." in capsys.readouterr().err
+    assert "Unknown dataset 'cifar'; use one of dsprites, mnist, mnist-style." in capsys.readouterr().err
 
 
 def test_readme_adding_a_dataset_example_runs():

@@ -1,5 +1,6 @@
 """Datasets by name, through the registry in :mod:`gm.data.registry`: dSprites (rendered or the
-official .npz) and MNIST (torchvision) ship with gm; `python -m gm datasets` lists them."""
+official .npz), MNIST (torchvision) and mnist-style (MNIST digits drawn plain, bold or slanted) ship
+with gm; `python -m gm datasets` lists them."""
 
 from __future__ import annotations
 

@@ -193,6 +193,6 @@ class SpecView(Mapping[str, Any]):
 
 
 # The datasets that ship with gm register themselves when their module is imported.
-_BUILTIN = ("gm.data.dsprites", "gm.data.mnist")
+_BUILTIN = ("gm.data.dsprites", "gm.data.mnist", "gm.data.mnist_style")
 for _module in _BUILTIN:
     importlib.import_module(_module)

@@ -1,4 +1,5 @@
-"""The project's own evaluator networks: an MNIST digit classifier and a dSprites factor classifier.
+"""The project's own evaluator networks: an MNIST digit classifier, a dSprites factor classifier and
+a style + digit classifier for the styled MNIST of gm.data.mnist_style.
 
 Their penultimate features give a *classifier FID* (like TF-GAN's MNIST Fréchet distance) that works
 offline and fast; their predictions give mode coverage, conditional accuracy and CAM heatmaps.
@@ -7,6 +8,8 @@ offline and fast; their predictions give mode coverage, conditional accuracy and
   a weighted sum of the last convolution's maps: exactly what class activation mapping needs.
 - :class:`DSpritesClassifier` predicts shape, scale, posX and posY from one shared trunk. Position is
   what it must read, so its trunk keeps the spatial layout (flatten + linear) instead of pooling.
+- :class:`MNISTStyleClassifier` reads a styled digit's style (plain, bold, slanted: what a
+  translation must change) and its digit (what it must keep).
 
 Weights live in ``checkpoints/evaluators/<name>.safetensors`` beside ``<name>.json`` (architecture,
 accuracy, training command); ``python -m gm.metrics.train_evaluators`` re-trains them from scratch.
@@ -33,6 +36,7 @@ from gm.metrics.features import file_sha256
 # dataset -> evaluator name, read live from each dataset's spec (DatasetSpec.evaluator).
 CLASSIFIER_FOR = SpecView(lambda spec: spec.evaluator)
 DSPRITES_HEADS = (("shape", 3), ("scale", 6), ("posX", 32), ("posY", 32))
+MNIST_STYLE_HEADS = (("style", 3), ("digit", 10))
 
 
 def evaluators_dir() -> Path:
@@ -115,7 +119,43 @@ class DSpritesClassifier(nn.Module):
         return {"class": "DSpritesClassifier", "width": self.width, "feature_dim": self._feature_dim}
 
 
-_ARCHS = {"MNISTClassifier": MNISTClassifier, "DSpritesClassifier": DSpritesClassifier}
+class MNISTStyleClassifier(nn.Module):
+    """28x28 styled digits (gm.data.mnist_style) -> logits for style (3) and digit (10).
+
+    MNISTClassifier's trunk (convolutions, then global average pooling: stroke width and slant are
+    local features wherever the stroke is) with one linear head per factor.
+    """
+
+    input_size = 28
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.trunk = nn.Sequential(
+            *_conv(1, w), *_conv(w, w), nn.MaxPool2d(2),            # 14 x 14
+            *_conv(w, 2 * w), *_conv(2 * w, 2 * w), nn.MaxPool2d(2),  # 7 x 7
+            *_conv(2 * w, 4 * w),
+        )
+        self.heads = nn.ModuleDict({name: nn.Linear(4 * w, k) for name, k in MNIST_STYLE_HEADS})
+        self.width = width
+
+    @property
+    def feature_dim(self) -> int:
+        return 4 * self.width
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.embed(x)
+        return {name: head(h) for name, head in self.heads.items()}
+
+    def arch(self) -> dict[str, Any]:
+        return {"class": "MNISTStyleClassifier", "width": self.width}
+
+
+_ARCHS = {"MNISTClassifier": MNISTClassifier, "DSpritesClassifier": DSpritesClassifier,
+          "MNISTStyleClassifier": MNISTStyleClassifier}
 
 
 def prepare(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -230,7 +270,8 @@ class ClassifierFeatures:
 
 @torch.no_grad()
 def predict(loaded: LoadedClassifier, images: torch.Tensor, batch_size: int = 500) -> dict[str, np.ndarray]:
-    """Predicted classes of images in [0, 1]: {"class": ...} for MNIST, one key per factor for dSprites."""
+    """Predicted classes of images in [0, 1]: {"class": ...} for MNIST, one key per factor for dSprites
+    and mnist-style."""
     out: dict[str, list[np.ndarray]] = {}
     extractor = ClassifierFeatures(loaded)
     for start in range(0, images.shape[0], batch_size):

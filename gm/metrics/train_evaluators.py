@@ -2,7 +2,8 @@
 
     python -m gm.metrics.train_evaluators mnist      # MNIST digits (GM_DATA_DIR / --data-dir)
     python -m gm.metrics.train_evaluators dsprites   # rendered dSprites, orientation 0
-    python -m gm.metrics.train_evaluators            # both
+    python -m gm.metrics.train_evaluators mnist-style  # style + digit of gm.data.mnist_style's digits
+    python -m gm.metrics.train_evaluators            # all three
 
 Each run is seeded, uses one CPU thread by default (a few minutes each) and writes
 ``checkpoints/evaluators/<name>.safetensors`` + ``<name>.json`` with the held-out accuracy and the
@@ -25,8 +26,10 @@ from gm.data.registry import DATASETS, dataset_names, get_dataset_spec
 from gm.errors import GMError
 from gm.metrics.classifiers import (
     DSPRITES_HEADS,
+    MNIST_STYLE_HEADS,
     DSpritesClassifier,
     MNISTClassifier,
+    MNISTStyleClassifier,
     evaluators_dir,
     save_classifier,
 )
@@ -158,9 +161,94 @@ def train_dsprites(epochs: int = 8, batch_size: int = 64, lr: float = 2e-3, seed
     return model, info
 
 
+def random_shift(x: torch.Tensor, gen: torch.Generator, max_px: int) -> torch.Tensor:
+    """Whole-pixel random shifts of up to max_px each way (zeros come in): the strokes themselves are
+    not resampled, so their width and slant, which are what a style is, stay exactly as drawn."""
+    n, _, h, w = x.shape
+    shift = torch.randint(-max_px, max_px + 1, (n, 2), generator=gen).float()
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2], theta[:, 1, 2] = -shift[:, 0] * 2 / w, -shift[:, 1] * 2 / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _all_styles(images: torch.Tensor) -> torch.Tensor:
+    """uint8 S x N x 1 x 28 x 28: every digit in every style of gm.data.mnist_style."""
+    from gm.data.mnist_style import STYLES, render
+
+    return torch.stack([render(images, name) for name in STYLES])
+
+
+@torch.no_grad()
+def mnist_style_accuracy(model: MNISTStyleClassifier, x: torch.Tensor, factors: torch.Tensor) -> dict[str, float]:
+    """Share of images (uint8 N x 1 x 28 x 28) whose style and digit (factors: N x 2) are read right."""
+    model.eval()
+    right = {name: 0 for name, _ in MNIST_STYLE_HEADS}
+    for s in range(0, x.shape[0], 1000):
+        out = model(x[s:s + 1000].float() / 255)
+        for j, (name, _) in enumerate(MNIST_STYLE_HEADS):
+            right[name] += int((out[name].argmax(1) == factors[s:s + 1000, j]).sum())
+    return {name: right[name] / x.shape[0] for name in right}
+
+
+def train_mnist_style(data_dir: str | None, epochs: int = 20, batch_size: int = 64, lr: float = 3e-3,
+                      seed: int = 0, width: int = 16, log=print) -> tuple[MNISTStyleClassifier, dict]:
+    """The mnist-style evaluator: each epoch shows every training digit once, in a style drawn at
+    random (so all three renderings of every digit are seen over the epochs, not only the one style
+    the dataset assigns it), shifted by up to 2 whole pixels."""
+    from gm.data.mnist_style import STYLES, load_mnist_style
+
+    train = load_mnist_style(data_dir, train=True)
+    test = load_mnist_style(data_dir, train=False)
+    assert train.plain is not None and test.plain is not None and train.labels is not None
+    every = _all_styles(train.plain)                  # S x N x 1 x 28 x 28, uint8
+    digits = train.labels
+    n = digits.shape[0]
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = MNISTStyleClassifier(width)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps_per_epoch = n // batch_size
+    sched = _schedule(opt, epochs * steps_per_epoch, lr)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(n, generator=gen)
+        style = torch.randint(0, len(STYLES), (n,), generator=gen)
+        for i in range(steps_per_epoch):
+            idx = perm[i * batch_size:(i + 1) * batch_size]
+            xb = random_shift(every[style[idx], idx].float() / 255, gen, 2)
+            out = model(xb)
+            loss = F.cross_entropy(out["style"], style[idx]) + F.cross_entropy(out["digit"], digits[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        accs = mnist_style_accuracy(model, test.images, test.factor_classes)
+        log(f"epoch {epoch + 1}/{epochs}  loss {loss.item():.4f}  test accuracy "
+            + "  ".join(f"{k} {v:.4f}" for k, v in accs.items()) + f"  {time.perf_counter() - start:.0f}s")
+    accs = mnist_style_accuracy(model, test.images, test.factor_classes)
+    # Every test digit in every style, too: a translation can ask for any of them.
+    test_every = _all_styles(test.plain)
+    k = test_every.shape[1]
+    both = torch.stack([torch.arange(len(STYLES)).repeat_interleave(k), test.labels.repeat(len(STYLES))], 1)
+    accs_all = mnist_style_accuracy(model, test_every.reshape(-1, 1, 28, 28), both)
+    info = {"dataset": "mnist-style", "accuracy": {k: round(v, 4) for k, v in accs.items()},
+            "accuracy_on": f"the {len(test)} mnist-style test images (each MNIST test digit in its assigned style)",
+            "accuracy_every_style": {k: round(v, 4) for k, v in accs_all.items()},
+            "accuracy_every_style_on": f"every one of the {k} MNIST test digits in each of the {len(STYLES)} styles",
+            "train_images": n, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "width": width,
+            "augmentation": "each training digit in a random style every epoch; random shift +-2 whole pixels",
+            "seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds": round(time.process_time() - cpu_start, 1), "data_source": train.meta.get("source")}
+    return model, info
+
+
 # How each dataset's evaluator is trained (its checkpoint name comes from the dataset's spec).
 RECIPES = {"mnist": lambda data_dir, **kw: train_mnist(data_dir, **kw),
-           "dsprites": lambda data_dir, **kw: train_dsprites(**kw)}
+           "dsprites": lambda data_dir, **kw: train_dsprites(**kw),
+           "mnist-style": lambda data_dir, **kw: train_mnist_style(data_dir, **kw)}
 
 
 def trainable() -> tuple[str, ...]:

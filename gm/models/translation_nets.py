@@ -9,13 +9,16 @@
   last at stride 1), LeakyReLU 0.2, instance norm after the first; one real/fake score per patch.
 - :class:`StarDiscriminator` — StarGAN's D: 4x4 stride-2 convs doubling from 64, LeakyReLU 0.01,
   no norm, then two heads on the last map: a 3x3 conv giving the real/fake patch map and a conv
-  whose kernel covers the whole map giving the domain logits.
+  whose kernel covers the whole map giving the domain logits. The convs stop at a 2x2 map (the
+  paper's 128 px: 6 of them), or earlier where the side stops halving evenly (28 px: 2, a 7x7 map).
 
 Instance norm never keeps running statistics here (as the papers' code at test time in effect
 does), so a translation is the same in train and eval mode and does not depend on the batch.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -120,8 +123,12 @@ class StarDiscriminator(nn.Module):
                  repeat: int | None = None) -> None:
         super().__init__()
         # The official code uses 6 stride-2 convs at 128 px (a 2x2 final map); keep the final map
-        # at 2x2 for other sizes.
-        repeat = repeat or max(1, int(round(torch.log2(torch.tensor(image_size / 2)).item())))
+        # at 2x2 for other sizes, or, where halving that often does not divide the side, use the most
+        # halvings that do (28 px: 2, a 7x7 final map and a 7x7 domain-head kernel).
+        if not repeat:
+            repeat = max(1, int(round(math.log2(image_size / 2))))
+            while repeat > 1 and image_size % (2 ** repeat):
+                repeat -= 1
         if image_size % (2 ** repeat):
             raise GMError(f"StarGAN's discriminator needs an image side divisible by {2 ** repeat}.")
         layers: list[nn.Module] = []

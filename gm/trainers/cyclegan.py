@@ -103,3 +103,13 @@ class CycleGANTrainer(TranslationTrainer):
         super().load_extra_state(state)
         self.pool_x.load(state.get("pool_x") or {})
         self.pool_y.load(state.get("pool_y") or {})
+
+
+@dataclass
+class DigitCycleGANConfig(CycleGANConfig):
+    """CycleGAN on the styled MNIST digits of gm.data.mnist_style (plain <-> bold by default)."""
+
+    domains: str = option("style", "Which split of the dataset gives the domains (mnist-style: 'style' = "
+                                   "plain / bold / slanted).", choices=("style",))
+    source: str = option("plain", "Domain X (G translates X to Y, F back).")
+    target: str = option("bold", "Domain Y.")

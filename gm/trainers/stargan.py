@@ -96,3 +96,12 @@ class StarGANTrainer(TranslationTrainer):
                         "g_loss": g_loss.detach()})
         self.step += 1
         return out
+
+
+@dataclass
+class DigitStarGANConfig(StarGANConfig):
+    """StarGAN on the styled MNIST digits of gm.data.mnist_style: one generator for plain, bold and
+    slanted."""
+
+    domains: str = option("style", "Which split of the dataset gives the domains (mnist-style: 'style' = "
+                                   "plain / bold / slanted).", choices=("style",))
