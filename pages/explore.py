@@ -140,7 +140,11 @@ def explore_translation() -> None:
     if not split:
         st.info(t("explore.translate_no_domains", split="—"))
         return
-    data = domain_datasets(cfg["dataset"], cfg.get("data_dir"), split)
+    # One dataset per domain, from each split the model's domains come from (a StarGAN with the
+    # mask vector has two).
+    split_of = {d: model.domain_split_of(d) for d in model.domains}
+    data = {d: ds for sp in dict.fromkeys(split_of.values())
+            for d, ds in domain_datasets(cfg["dataset"], cfg.get("data_dir"), sp).items() if split_of.get(d) == sp}
     routes = {s: [d for d in ds if d in data] for s, ds in tv.targets_by_source(model).items() if s in data}
     routes = {s: ds for s, ds in routes.items() if ds}
     if not routes:
@@ -170,7 +174,7 @@ def explore_translation() -> None:
     chosen = torch.tensor([index])
     image = tv.as_unit(pool.take(chosen), pool.max_value)
     shown = tv.translate(model, image, source, targets)
-    has_truth = tv.attach_truth(shown, pool, chosen, split, pool.max_value)
+    has_truth = tv.attach_truth(shown, pool, chosen, split_of[source], pool.max_value)
     scale = max(2, 192 // image.shape[-1])
     for tr in shown:
         cols = st.columns(4)
@@ -198,7 +202,7 @@ def explore_translation() -> None:
     picks = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:8]
     images = tv.as_unit(pool.take(picks), pool.max_value)
     batch = tv.translate(model, images, source, targets)
-    tv.attach_truth(batch, pool, picks, split, pool.max_value)
+    tv.attach_truth(batch, pool, picks, split_of[source], pool.max_value)
     ui.show_image(tv.batch_grid(images, batch), t("explore.batch_caption", source=name(source),
                                                   targets=", ".join(name(d) for d in targets)), scale=2)
 

@@ -249,3 +249,29 @@ def test_the_translation_step_reproduces_the_table_from_the_runs_it_shows(run, t
         notes = [b.text for b in blocks if b.kind == "note"]
         assert len(notes) == 2   # the two CycleGAN pairs not shown
         assert any(b.key == "translation.stargan.grid_final" for b in blocks)
+
+
+def test_explore_offers_both_label_sets_of_a_stargan_with_the_mask_vector(tmp_path, monkeypatch, tiny_data):
+    """A real StarGAN (2 steps, tiny) with shapes and scales: Explore picks sources from either set and
+    translates within it, with the true counterpart of each."""
+    runs = tmp_path / "runs"
+    config = with_overrides(get_spec("stargan").config_cls(),
+                            {"mask_split": "scale", "batch_size": 2, "n_blocks": 1, "n_critic": 1,
+                             "log_every": 1, "sample_every": 2, "checkpoint_every": 2}, model="stargan")
+    session = new_session("stargan", config, runs_dir=runs, name="star", device="cpu", steps=2,
+                          data_dir=str(tiny_data))
+    assert train(session) == "finished"
+    monkeypatch.setenv("GM_RUNS_DIR", str(runs))
+    try:
+        at = open_page("pages/explore.py", session.run.path)
+        assert not at.error and not at.exception, [e.value for e in at.error]
+        assert at.selectbox(key="exp.src.star@en").options == ["square", "ellipse", "heart", "small", "large"]
+        at.selectbox(key="exp.src.star@en").set_value("small").run()
+        assert not at.exception and not at.error
+        assert at.multiselect(key="exp.to.star.small@en").value == ["large"]
+        captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
+        assert "translated → large" in captions and any(c.startswith("true large (IoU") for c in captions)
+    finally:
+        from pages import _ui
+        _ui.manager().shutdown(timeout=60)
+        st.cache_resource.clear()

@@ -87,7 +87,8 @@ def test_lr_schedule_is_constant_then_linear_to_zero():
     assert [lr_factor(s, 10, 20) for s in (0, 10, 15, 20, 30)] == [1.0, 1.0, 0.5, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("name,extra", [("cyclegan", {"pool_size": 3}), ("stargan", {"n_critic": 2})])
+@pytest.mark.parametrize("name,extra", [("cyclegan", {"pool_size": 3}), ("stargan", {"n_critic": 2}),
+                                        ("stargan", {"n_critic": 2, "mask_split": "scale"})])
 def test_training_resumes_bit_exactly(name, extra, runs_dir):
     def session(run_name, steps):
         return new_session(name, _config(name, **extra), runs_dir=runs_dir, name=run_name, device="cpu",
@@ -125,3 +126,35 @@ def test_stargan_logs_generator_losses_only_on_generator_steps(runs_dir):
     rows = [json.loads(r) for r in s.run.metrics_path.read_text().splitlines()]
     with_g = [r["step"] for r in rows if "g_loss" in r]
     assert with_g == [3, 6] and all("d_cls" in r and "gp" in r for r in rows)
+
+
+def test_stargan_mask_vector_combines_two_label_sets(runs_dir):
+    """The paper's mask vector: shapes and scales in one generator, each step knowing one set."""
+    model = get_spec("stargan").build_model(_config("stargan", mask_split="scale"), INFO)
+    assert model.domains == (*SHAPES, "small", "large") and model.uses_mask
+    assert ("small", "large") in model.pairs() and ("square", "large") not in model.pairs()
+    assert model.domain_split_of("large") == "scale" and model.domain_split_of("heart") == "shape"
+    shape_c = model.condition(torch.tensor([2]), label_set=0)
+    scale_c = model.condition(torch.tensor([1]), label_set=1)
+    #                 square ellipse heart small large | mask: shape, scale
+    assert shape_c.tolist() == [[0, 0, 1, 0, 0, 1, 0]]
+    assert scale_c.tolist() == [[0, 0, 0, 0, 1, 0, 1]]
+    _, logits = model.discriminator(torch.zeros(1, 1, 64, 64))
+    assert logits.shape == (1, 5)
+    with pytest.raises(GMError, match="different label sets"):
+        model.translate(torch.rand(1, 1, 64, 64), to="large", source="square")
+    with pytest.raises(GMError, match="another split"):
+        _config("stargan", mask_split="shape").validate()
+
+    s = new_session("stargan", _config("stargan", mask_split="scale", n_critic=1), runs_dir=runs_dir,
+                    name="mask", device="cpu", steps=4)
+    assert train(s) == "finished"
+    rows = [json.loads(r) for r in s.run.metrics_path.read_text().splitlines()]
+    # Steps alternate: the shape set on odd-numbered steps (0-based even), the scale set on the others.
+    assert ["cls_acc_shape" in r for r in rows] == [True, False, True, False]
+    assert ["cls_acc_scale" in r for r in rows] == [False, True, False, True]
+    from gm.data import load_dataset
+    from gm.metrics.translation import evaluate_translation
+    result = evaluate_translation(gm.load_model(s.run.path, device="cpu"), load_dataset("dsprites"), n=8)
+    assert set(result["pairs"]) == {f"{a}->{b}" for a, b in s.trainer.model.pairs()}
+    assert all(k in result["pairs"]["small->large"] for k in ("target_accuracy", "gt_iou", "content_error"))

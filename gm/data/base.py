@@ -96,12 +96,13 @@ def to_signed(images: torch.Tensor, max_value: int) -> torch.Tensor:
 
 @dataclass
 class Batch:
-    """One step's data: uint8 N x C x H x W images per domain, and labels / factor values per domain
-    when the batcher was asked for them (else those dicts are empty)."""
+    """One step's data: uint8 N x C x H x W images per domain, and labels / factor values / factor
+    indices per domain when the batcher was asked for them (else those dicts are empty)."""
 
     images: dict[str, torch.Tensor]
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
     factors: dict[str, torch.Tensor] = field(default_factory=dict)
+    factor_classes: dict[str, torch.Tensor] = field(default_factory=dict)   # int64 factor indices
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -130,7 +131,8 @@ class Batcher:
     """Shuffled, drop-last index batches over an ImageDataset, resumable from (epoch, position)."""
 
     def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device,
-                 *, with_labels: bool = False, with_factors: bool = False) -> None:
+                 *, with_labels: bool = False, with_factors: bool = False,
+                 with_factor_classes: bool = False) -> None:
         if batch_size > len(dataset):
             raise GMError(f"batch_size {batch_size} is larger than the dataset ({len(dataset)} images).")
         self.dataset = dataset
@@ -144,6 +146,8 @@ class Batcher:
         self._images = dataset.images.to(device) if not dataset.is_lazy else None
         self._labels = dataset.labels.to(device) if (with_labels and dataset.labels is not None) else None
         self._factors = dataset.factors.to(device) if (with_factors and dataset.factors is not None) else None
+        self._factor_classes = (dataset.factor_classes.to(device)
+                                if (with_factor_classes and dataset.factor_classes is not None) else None)
         self._perm: torch.Tensor | None = None
         self._perm_epoch = -1
 
@@ -197,6 +201,8 @@ class Batcher:
             batch.labels[key] = torch.index_select(self._labels, 0, index)
         if self._factors is not None:
             batch.factors[key] = torch.index_select(self._factors, 0, index)
+        if self._factor_classes is not None:
+            batch.factor_classes[key] = torch.index_select(self._factor_classes, 0, index)
         return batch
 
     def _ended_epoch(self, epoch_before: int, drawn: int) -> bool:

@@ -93,7 +93,8 @@ class DomainBatcher:
     """
 
     def __init__(self, datasets: dict[str, ImageDataset], batch_size: int, seed: int, device: torch.device,
-                 *, with_labels: bool = False, with_factors: bool = False) -> None:
+                 *, with_labels: bool = False, with_factors: bool = False,
+                 with_factor_classes: bool = False) -> None:
         if not datasets:
             raise GMError("A DomainBatcher needs at least one domain.")
         for name, ds in datasets.items():
@@ -104,7 +105,8 @@ class DomainBatcher:
         self.seed = seed
         self.device = device
         self.batchers = {name: Batcher(ds, batch_size, _domain_seed(seed, i), device,
-                                       with_labels=with_labels, with_factors=with_factors)
+                                       with_labels=with_labels, with_factors=with_factors,
+                                       with_factor_classes=with_factor_classes)
                          for i, (name, ds) in enumerate(self.datasets.items())}
         self._lead = max(self.batchers.values(), key=lambda b: b.batches_per_epoch)  # first on ties
 
@@ -144,6 +146,8 @@ class DomainBatcher:
                 batch.labels[name] = part.labels[key]
             if key in part.factors:
                 batch.factors[name] = part.factors[key]
+            if key in part.factor_classes:
+                batch.factor_classes[name] = part.factor_classes[key]
         return batch
 
     def state_dict(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -160,10 +164,12 @@ class DomainBatcher:
 
 
 def make_batcher(dataset: ImageDataset, batch_size: int, seed: int, device: torch.device, *,
-                 with_labels: bool = False, with_factors: bool = False,
+                 with_labels: bool = False, with_factors: bool = False, with_factor_classes: bool = False,
                  domains: str | None = None) -> Batcher | DomainBatcher:
     """A Batcher over the dataset, or, when `domains` names one of its splits, a DomainBatcher over it."""
     if domains is None:
-        return Batcher(dataset, batch_size, seed, device, with_labels=with_labels, with_factors=with_factors)
+        return Batcher(dataset, batch_size, seed, device, with_labels=with_labels, with_factors=with_factors,
+                       with_factor_classes=with_factor_classes)
     return DomainBatcher(split_domains(dataset, domains), batch_size, seed, device,
-                         with_labels=with_labels, with_factors=with_factors)
+                         with_labels=with_labels, with_factors=with_factors,
+                         with_factor_classes=with_factor_classes)

@@ -107,7 +107,6 @@ class DatasetSpec:
 
     def domain_index(self, dataset: ImageDataset, by: str) -> Any:
         """int64 N tensor: the index (into domains(by)) of each image's domain."""
-        names = self.domains(by)
         if by in self.factors:
             if dataset.factor_classes is None or by not in dataset.factor_names:
                 raise GMError(f"This {self.name} dataset has no '{by}' factor values to split by.")
@@ -116,7 +115,11 @@ class DatasetSpec:
             if dataset.labels is None:
                 raise GMError(f"This {self.name} dataset has no labels to split by {by}.")
             values = dataset.labels
-        return values.long() * len(names) // self._size(by)
+        return self.bin_domains(values, by)
+
+    def bin_domains(self, values: Any, by: str) -> Any:
+        """Domain indices (into domains(by)) of value indices of the split's factor or class."""
+        return values.long() * len(self.domains(by)) // self._size(by)
 
 
 def _resolve(loader: str | Callable[..., Any]) -> Callable[..., Any]:

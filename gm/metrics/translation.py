@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -191,16 +192,26 @@ def evaluate_translation(model: Any, dataset: ImageDataset, *, n: int = DEFAULT_
                       f"a translation model.")
     if n < 1:
         raise GMError(f"n must be at least 1 image per pair; got {n}.")
+    asked = by
     by = _split_of(model, by)
     spec = get_dataset_spec(dataset.name)
-    names = spec.domains(by)
     data = getattr(model, "data", None)
     if data is not None and getattr(data, "dataset", dataset.name) not in ("", dataset.name):
         raise GMError(f"The model was trained on {data.dataset}, not {dataset.name}; evaluate it on its own dataset.")
-    unknown = [d for d in model.domains if d not in names]
-    if unknown:
-        raise GMError(f"The model's domain '{unknown[0]}' is not one of the {dataset.name} split '{by}' "
-                      f"({', '.join(names)}).")
+
+    def split_of(domain: str) -> str:
+        """A domain's split: `by` when given, else the model's (a StarGAN with the mask vector
+        combines two splits)."""
+        if asked is None and hasattr(model, "domain_split_of"):
+            return str(model.domain_split_of(domain))
+        return by
+
+    for d in model.domains:
+        names = spec.domains(split_of(d))
+        if d not in names:
+            raise GMError(f"The model's domain '{d}' is not one of the {dataset.name} split '{split_of(d)}' "
+                          f"({', '.join(names)}).")
+    names = spec.domains(by)
     pairs = tuple(model.pairs())
     if not pairs:
         raise GMError("The model translates no domain pair.")
@@ -209,21 +220,22 @@ def evaluate_translation(model: Any, dataset: ImageDataset, *, n: int = DEFAULT_
     if classifier is None and dataset.name in CLASSIFIER_FOR:
         classifier = load_classifier(dataset.name, dev)
     with _eval_mode(model):
-        return _measure(model, dataset, by, names, spec, pairs, n=n, seed=seed, classifier=classifier,
+        return _measure(model, dataset, split_of, by, spec, pairs, n=n, seed=seed, classifier=classifier,
                         batch_size=batch_size, progress=progress, cancel=cancel)
 
 
-def _measure(model: Any, dataset: ImageDataset, by: str, names: tuple[str, ...], spec: Any,
+def _measure(model: Any, dataset: ImageDataset, split_of: Callable[[str], str], by: str, spec: Any,
              pairs: tuple[tuple[str, str], ...], *, n: int, seed: int, classifier: Any, batch_size: int,
              progress: ProgressFn | None, cancel: threading.Event | None) -> dict[str, Any]:
-    """evaluate_translation's work, with the model in eval mode."""
+    """evaluate_translation's work, with the model in eval mode (`split_of`: each domain's split,
+    `by` the model's first)."""
     from gm.data.domains import counterparts
     from gm.metrics.classifiers import predict
 
-    chosen = {s: choose_sources(dataset, by, s, n, seed) for s in dict.fromkeys(s for s, _ in pairs)}
+    chosen = {s: choose_sources(dataset, split_of(s), s, n, seed) for s in dict.fromkeys(s for s, _ in pairs)}
     ground_truth, note = True, None
     try:   # one image tells whether the dataset can draw true counterparts at all
-        counterparts(dataset, chosen[pairs[0][0]][:1], by, pairs[0][1])
+        counterparts(dataset, chosen[pairs[0][0]][:1], split_of(pairs[0][0]), pairs[0][1])
     except GMError as exc:
         ground_truth, note = False, str(exc)
     tracker = Tracker(sum(len(chosen[s]) for s, _ in pairs), progress, cancel)
@@ -240,8 +252,9 @@ def _measure(model: Any, dataset: ImageDataset, by: str, names: tuple[str, ...],
                 raise GMError(f"The model turned {tuple(x.shape)} images into {tuple(y.shape)} when "
                               f"translating {source} to {target}; a translation keeps the image shape.")
             r = _reconstruct(model, x, y, source, target)
-            scores = _batch_scores(dataset, spec, by, names, rows, x, y, r, source, target, classifier,
-                                   predict, counterparts if ground_truth else None)
+            split = split_of(source)
+            scores = _batch_scores(dataset, spec, split, spec.domains(split), rows, x, y, r, source, target,
+                                   classifier, predict, counterparts if ground_truth else None)
             for k, v in scores.items():
                 parts.setdefault(k, []).append(v)
             tracker.advance(len(rows))

@@ -156,6 +156,10 @@ class Translates(Capability):
         (a CycleGAN translates its two domains both ways, a StarGAN any domain to any other)."""
         return tuple((a, b) for a in self.domains for b in self.domains if a != b)
 
+    def domain_split_of(self, domain: str) -> str:
+        """The dataset split a domain belongs to (one split unless the model combines label sets)."""
+        return str(self.config.domain_split())  # type: ignore[attr-defined]
+
     def reconstruct(self, images: torch.Tensor, source: str, to: str) -> torch.Tensor:
         """The cycle: `images` of `source` translated to `to` and back to `source`."""
         there = self.translate(images, to=to, source=source)

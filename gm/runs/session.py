@@ -160,7 +160,7 @@ def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int)
     # One domain: the Batcher of old (its order and resume state unchanged); a split: unpaired
     # batches from every domain.
     batcher = make_batcher(dataset, config.batch_size, config.seed, dev, with_labels=trainer.wants_labels,
-                           domains=config.domain_split())
+                           with_factor_classes=trainer.wants_factor_classes, domains=config.domain_split())
     return Session(run=run, spec=spec, config=config, trainer=trainer, batcher=batcher, device=dev,
                    total_steps=total)
 

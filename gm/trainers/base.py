@@ -87,6 +87,12 @@ class Trainer(ABC):
         return isinstance(self.model, ClassConditional)
 
     @property
+    def wants_factor_classes(self) -> bool:
+        """Whether batches must carry each image's factor indices (a second label set read from
+        them: StarGAN's mask vector)."""
+        return False
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.model.image_shape
 

@@ -107,13 +107,18 @@ class TranslationTrainer(Trainer):
         super().__init__(model, config)
         self.grid_sources: dict[str, torch.Tensor] = {}
 
+    def batch_domains(self) -> tuple[str, ...]:
+        """The domains whose images a step takes from the batch (the model's, by default)."""
+        return tuple(self.model.domains)
+
     def domain_images(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The batch's images of each of the model's domains, as the networks take them ([-1, 1])."""
-        missing = [d for d in self.model.domains if d not in batch.images]
+        """The batch's images of each domain the step takes, as the networks take them ([-1, 1])."""
+        wanted = self.batch_domains()
+        missing = [d for d in wanted if d not in batch.images]
         if missing:
             raise GMError(f"The batch has no images of domain(s) {', '.join(missing)}; train on the "
                           f"'{self.config.domains}' split.")
-        out = {d: self.prepare(batch.images[d]) for d in self.model.domains}
+        out = {d: self.prepare(batch.images[d]) for d in wanted}
         if not self.grid_sources:   # the first batch's images are the grid's, for the whole run
             self.grid_sources = {d: ((v[:GRID_COLUMNS] + 1) / 2).detach().clone() for d, v in out.items()}
         return out

@@ -63,15 +63,15 @@ ROLES: dict[str, Role] = {r.key: r for r in (
     # Image-to-image translation on dSprites shapes: one CycleGAN per pair of shapes (the papers'
     # "one model per domain pair") against one StarGAN for all three.
     Role("cyclegan_square_ellipse", "cyclegan", "cyclegan-square-ellipse",
-         (("source", "square"), ("target", "ellipse")),
-         steps=_shipped_steps("cyclegan-square-ellipse", 3000)),
+         (("source", "square"), ("target", "ellipse"), ("decay_start", 500), ("decay_end", 1000)),
+         steps=_shipped_steps("cyclegan-square-ellipse", 1000)),
     Role("cyclegan_square_heart", "cyclegan", "cyclegan-square-heart",
-         (("source", "square"), ("target", "heart")),
-         steps=_shipped_steps("cyclegan-square-heart", 3000)),
+         (("source", "square"), ("target", "heart"), ("decay_start", 500), ("decay_end", 1000)),
+         steps=_shipped_steps("cyclegan-square-heart", 1000)),
     Role("cyclegan_ellipse_heart", "cyclegan", "cyclegan-ellipse-heart",
-         (("source", "ellipse"), ("target", "heart")),
-         steps=_shipped_steps("cyclegan-ellipse-heart", 3000)),
-    Role("stargan", "stargan", "stargan", (("domains", "shape"),), steps=_shipped_steps("stargan", 5000)),
+         (("source", "ellipse"), ("target", "heart"), ("decay_start", 500), ("decay_end", 1000)),
+         steps=_shipped_steps("cyclegan-ellipse-heart", 1000)),
+    Role("stargan", "stargan", "stargan", (("domains", "shape"),), steps=_shipped_steps("stargan", 10000)),
 )}
 GAN_ROLES = ("gan", "dcgan", "wgan", "wgan_gp", "ssgan", "acgan")
 FAILURE_ROLES = ("collapse", "convergence")
