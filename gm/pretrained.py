@@ -73,6 +73,18 @@ ENTRIES: dict[str, Entry] = {e.name: e for e in (
     # networks (a quarter of that is lsgan's default) separates real from fake within 100 steps and
     # G never recovers. Mode collapse: the first shipped ACGAN's recipe (the class as a 10-d input
     # embedding, D's class head also trained on fakes): every class covered, one image per class.
+    # Image-to-image translation on dSprites shapes (the walkthrough's translation step reproduces
+    # the papers' table with them): CycleGAN needs one model per pair of domains, StarGAN one for all.
+    # CycleGAN at width 0.125 peaks within 500-1,000 steps and then drifts (its translations move and
+    # grow halos: measured in BENCHMARKS.md), so its learning rates decay to 0 from step 500 to 1,000.
+    Entry("cyclegan-square-ellipse", "cyclegan", 1000, (("source", "square"), ("target", "ellipse"),
+                                                        ("decay_start", 500), ("decay_end", 1000))),
+    Entry("cyclegan-square-heart", "cyclegan", 1000, (("source", "square"), ("target", "heart"),
+                                                      ("decay_start", 500), ("decay_end", 1000))),
+    Entry("cyclegan-ellipse-heart", "cyclegan", 1000, (("source", "ellipse"), ("target", "heart"),
+                                                       ("decay_start", 500), ("decay_end", 1000))),
+    # StarGAN: the official schedule compressed: constant for 10,000 steps, then linear to 0 at 14,000.
+    Entry("stargan", "stargan", 14000, (("decay_start", 10000), ("decay_end", 14000))),
     Entry("failure-convergence", "lsgan", 1500, (("lr_d", 2e-4),), failure=True),
     Entry("failure-mode-collapse", "acgan", 3000, (("conditioning", "input"), ("fake_class_loss", True)),
           failure=True),
@@ -249,7 +261,10 @@ def build_one(entry: Entry, out: Path, work: Path, *, device: str, data_dir: str
 SUMMARY_KEYS = ("fid_classifier", "fid_offline", "classes_covered", "kl_to_uniform", "classes_recognised",
                 "recognisable_share", "recognisable_share_real", "recognisable_ratio",
                 "within_class_diversity", "precision", "recall", "precision_offline", "recall_offline",
-                "density_offline", "coverage_offline", "acgan_accuracy", "recognised_as_requested", "mig")
+                "density_offline", "coverage_offline", "acgan_accuracy", "recognised_as_requested", "mig",
+                # translation runs (gm.metrics.translation)
+                "target_accuracy", "content_error", "gt_iou", "gt_l1", "position_error_px", "cycle_l1",
+                "parameters", "pairs")
 
 
 def write_summary(entry: Entry, run: RunFolder, *, steps: int, seconds: float, device: str,
@@ -367,6 +382,61 @@ def markdown_table(folder: str | Path | None = None) -> str:
     return "\n".join(lines)
 
 
+# Issue 18's bar for every shipped translation run, on average over its domain pairs (dSprites
+# shapes): the evaluator recognises the requested shape, the translation overlaps the true
+# counterpart, and the sprite stays where it was. The README's table also shows the worst pair.
+TRANSLATION_TARGETS = {"target_accuracy": (">=", 0.95), "gt_iou": (">=", 0.8), "position_error_px": ("<=", 1.0)}
+
+
+# The translation targets a shipped run does not meet yet (python -m gm eval checkpoints/pretrained/NAME);
+# tests/test_translation_zoo.py fails on any other miss, and when a listed one is met.
+KNOWN_TRANSLATION_SHORTFALLS: dict[str, tuple[str, ...]] = {
+    "cyclegan-square-ellipse": ("target_accuracy", "gt_iou"),                    # ellipse -> square: rectangles
+    "cyclegan-square-heart": ("target_accuracy",),                               # 0.94
+    "cyclegan-ellipse-heart": ("target_accuracy", "gt_iou", "position_error_px"),
+}
+
+
+def translation_shortfalls(summary: dict[str, Any]) -> list[str]:
+    """The targets a translation run's metrics.json misses on average over its pairs
+    ("gt_iou 0.756 < 0.8")."""
+    missed = []
+    for key, (op, bound) in TRANSLATION_TARGETS.items():
+        value = summary.get(key)
+        ok = isinstance(value, (int, float)) and (value >= bound if op == ">=" else value <= bound)
+        if not ok:
+            missed.append(f"{key} {value if value is None else round(value, 3)} {'<' if op == '>=' else '>'} {bound}")
+    return missed
+
+
+def translation_table(folder: str | Path | None = None) -> str:
+    """The README's table of the shipped translation runs: per run, the mean over its pairs (the
+    worst pair in brackets), the parameters it needs and its CPU training time."""
+    head = ("| run | domain pairs | steps | CPU time | target accuracy (worst pair) | ground-truth IoU (worst) | "
+            "position error px (worst) | content error | cycle L1 | parameters | targets (on average) |")
+    lines = [head, "| " + " | ".join(["---"] * (head.count("|") - 1)) + " |"]
+    for run in pretrained_runs(folder):
+        try:
+            m = json.loads((run.path / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        pairs = m.get("pairs") or {}
+        if not pairs:
+            continue
+        def worst(key: str, pick=min, spec: str = ".3f", pairs: dict = pairs) -> str:
+            values = [p[key] for p in pairs.values() if isinstance(p.get(key), (int, float))]
+            return _shown(pick(values), spec) if values else "—"
+        missed = translation_shortfalls(m)
+        where = "H100" if m.get("device") == "cuda" else f"{m.get('train_seconds', 0) / 60:.0f} min"
+        def both(key: str, pick=min, spec: str = ".3f", m: dict = m) -> str:
+            return f"{_shown(m.get(key), spec)} ({worst(key, pick, spec)})"
+        lines.append(f"| {run.name} | {len(pairs)} | {m.get('steps')} | {where} | {both('target_accuracy')} | "
+                     f"{both('gt_iou')} | {both('position_error_px', max, '.2f')} | "
+                     f"{_shown(m.get('content_error'), '.3f')} | {_shown(m.get('cycle_l1'), '.3f')} | "
+                     f"{m.get('parameters', 0) / 1e3:,.0f}k | {'met' if not missed else 'missed: ' + '; '.join(missed)} |")
+    return "\n".join(lines)
+
+
 def folder_size(folder: str | Path | None = None) -> int:
     folder = Path(folder) if folder else default_dir()
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -390,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--models", help="comma-separated subset (default: all)")
     e.add_argument("--data-dir", help="dataset folder (default $GM_DATA_DIR)")
     sub.add_parser("list", help="list the shipped pretrained runs and their metrics")
-    sub.add_parser("table", help="print the README's table of the shipped MNIST GANs")
+    sub.add_parser("table", help="print the README's tables of the shipped MNIST GANs and translation runs")
     args = p.parse_args(argv)
     try:
         if args.command == "build":
@@ -401,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{out}: {folder_size(out) / 1e6:.1f} MB")
         elif args.command == "table":
             print(markdown_table())
+            print()
+            print(translation_table())
         elif args.command == "evaluate":
             for name in args.models.split(",") if args.models else list(ENTRIES):
                 print(json.dumps(reevaluate(name, data_dir=args.data_dir)))

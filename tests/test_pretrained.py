@@ -30,11 +30,17 @@ def test_pretrained_loads_and_samples(name):
     cfg = run.read_config()
     assert cfg["model"] == entry.model and run.read_state()["status"] == "finished"
     assert all(cfg["config"][k] == v for k, v in entry.overrides)
-    images = trainer.sample(4, seed=0)
-    assert images.shape[0] == 4 and torch.isfinite(images).all()
-    assert images.float().std() > 0.01  # not a blank canvas
     summary = json.loads((folder / "metrics.json").read_text())
-    assert summary["steps"] > 0 and summary["fid_classifier"] >= 0 and "classes_covered" in summary
+    assert summary["steps"] > 0
+    if "translates" in trainer.capabilities:
+        from tests.data.make_pretrained_references import reference_outputs
+        images, _ = reference_outputs(trainer)
+        assert {"target_accuracy", "gt_iou", "position_error_px", "cycle_l1", "parameters", "pairs"} <= set(summary)
+    else:
+        images = trainer.sample(4, seed=0)
+        assert summary["fid_classifier"] >= 0 and "classes_covered" in summary
+    assert images.shape[0] in (4, 8) and torch.isfinite(images).all()
+    assert images.float().std() > 0.01  # not a blank canvas
     assert (folder / "samples.png").is_file() and run.sample_grids()
     weights = next((folder / "checkpoints").glob("step-*/model.safetensors"))
     from safetensors.torch import load_file
@@ -50,7 +56,8 @@ def test_pretrained_folder_is_small():
 
 
 def test_home_shows_every_pretrained_model_without_runs(tmp_path, monkeypatch):
-    present = [m for m in model_names() if (SHIPPED / m / "samples.png").is_file()]
+    from gm.pretrained import showcase_runs
+    present = [m for m, r in showcase_runs(SHIPPED).items() if (r.path / "samples.png").is_file()]
     if not present:
         pytest.skip("no shipped pretrained weights in this checkout")
     monkeypatch.setenv("GM_PRETRAINED_DIR", str(SHIPPED))
@@ -64,6 +71,9 @@ def test_home_shows_every_pretrained_model_without_runs(tmp_path, monkeypatch):
         # The MNIST GANs' cards carry their held-out figures; failure examples are no model's card.
         measured = [c.value for c in at.caption if c.value.startswith("Held-out digits:")]
         assert len(measured) >= 5, measured
+        # Translation cards carry their ground-truth figures (CycleGAN via its first pair's run).
+        truth = [c.value for c in at.caption if c.value.startswith("Against the true counterparts:")]
+        assert len(truth) == sum(m in present for m in ("cyclegan", "stargan")), truth
         assert not any("failure" in c for c in captions)
         assert at.selectbox[0].format_func(at.selectbox[0].value).startswith("pretrained · ")
         assert any("No runs yet" in i.value for i in at.info)

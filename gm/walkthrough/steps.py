@@ -71,7 +71,8 @@ ROLES: dict[str, Role] = {r.key: r for r in (
     Role("cyclegan_ellipse_heart", "cyclegan", "cyclegan-ellipse-heart",
          (("source", "ellipse"), ("target", "heart"), ("decay_start", 500), ("decay_end", 1000)),
          steps=_shipped_steps("cyclegan-ellipse-heart", 1000)),
-    Role("stargan", "stargan", "stargan", (("domains", "shape"),), steps=_shipped_steps("stargan", 10000)),
+    Role("stargan", "stargan", "stargan", (("domains", "shape"), ("decay_start", 10000), ("decay_end", 14000)),
+         steps=_shipped_steps("stargan", 14000)),
 )}
 GAN_ROLES = ("gan", "dcgan", "wgan", "wgan_gp", "ssgan", "acgan")
 FAILURE_ROLES = ("collapse", "convergence")
