@@ -192,6 +192,18 @@ def draw_image(block, where=st) -> None:
         where.image(to_png_bytes(block.image, 3), caption=block.caption, width="stretch", output_format="PNG")
 
 
+def _tall(block) -> bool:
+    """Whether an image block is taller than it is wide."""
+    if isinstance(block.image, Path):
+        try:
+            from PIL import Image
+            with Image.open(block.image) as im:
+                return im.height > im.width
+        except OSError:
+            return False
+    return block.image.shape[0] > block.image.shape[1]
+
+
 def draw(blocks, runs: dict) -> None:
     i = 0
     while i < len(blocks):
@@ -201,6 +213,8 @@ def draw(blocks, runs: dict) -> None:
             while i + len(group) < len(blocks) and blocks[i + len(group)].kind == block.kind:
                 group.append(blocks[i + len(group)])
             width = min(len(group), 3 if block.kind == "image" else 2)
+            if block.kind == "image" and len(group) == 1 and _tall(block):
+                width = 2   # a lone tall grid (StarGAN's) at half width, not a page of sprites
             for start in range(0, len(group), width):
                 cols = st.columns(width)
                 for col, item in zip(cols, group[start:start + width]):
