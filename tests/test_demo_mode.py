@@ -505,9 +505,11 @@ def captions(at: AppTest) -> list[str]:
 @pytest.mark.parametrize("demo_flag", ["0", "1"])
 def test_home_always_shows_the_pretrained_grids(tmp_path, monkeypatch, demo_flag):
     from gm.config import with_overrides
+    from gm.pretrained import showcase_runs
     from gm.registry import get_spec, model_names
     from gm.runs.loop import new_session, train
-    present = [m for m in model_names() if (SHIPPED / m / "samples.png").is_file()]
+    showcase = showcase_runs(SHIPPED)   # the run each model's card shows (CycleGAN: its first pair)
+    present = [m for m in model_names() if m in showcase and (showcase[m].path / "samples.png").is_file()]
     if not present:
         pytest.skip("no shipped pretrained weights in this checkout")
     runs = tmp_path / "runs"
@@ -523,7 +525,7 @@ def test_home_always_shows_the_pretrained_grids(tmp_path, monkeypatch, demo_flag
     try:
         at = session()
         shown = captions(at)
-        expected = sorted(f"pretrained, step {RunFolder(SHIPPED / m).sample_grids()[-1][0]}" for m in present)
+        expected = sorted(f"pretrained, step {showcase[m].sample_grids()[-1][0]}" for m in present)
         assert sorted(c for c in shown if c.startswith("pretrained, step")) == expected
         local_shown = [c for c in shown if c.startswith("aborted, step")]
         assert len(local_shown) == (0 if demo_flag == "1" else 1)   # in its own section, not the showcase
