@@ -9,7 +9,8 @@ from pages import _ui as ui
 ui.entered_through_app()
 t = ui.translator()
 
-st.title(t("explore.title"))
+heading = st.empty()   # the title names what the run's model explores, once its config is read
+heading.title(t("explore.title"))
 run = ui.current_run()
 if run is None:
     st.info(t("explore.no_run"))
@@ -31,6 +32,8 @@ if latest_checkpoint(run.checkpoints_dir) is None and ui.is_active(run):
 try:
     cfg = run.read_config()
     can = ui.capabilities(cfg)
+    if "translates" in can and not can & {"encodes", "samples"}:
+        heading.title(t("explore.title_translate"))
     if not can & {"encodes", "samples", "translates"}:
         st.info(t("explore.not_available", model=cfg.get("model")))
         st.stop()

@@ -265,6 +265,7 @@ def test_explore_offers_both_label_sets_of_a_stargan_with_the_mask_vector(tmp_pa
     try:
         at = open_page("pages/explore.py", session.run.path)
         assert not at.error and not at.exception, [e.value for e in at.error]
+        assert [x.value for x in at.title] == ["Explore the translations"]
         assert at.selectbox(key="exp.src.star@en").options == ["square", "ellipse", "heart", "small", "large"]
         at.selectbox(key="exp.src.star@en").set_value("small").run()
         assert not at.exception and not at.error
