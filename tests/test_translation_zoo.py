@@ -45,3 +45,19 @@ def test_stargan_needs_fewer_parameters_than_the_cyclegans_it_replaces():
     assert len(cyclegans) == 3
     assert m["stargan"]["parameters"] < sum(v["parameters"] for v in cyclegans)
     assert m["stargan"]["target_accuracy"] > max(v["target_accuracy"] for v in cyclegans)
+
+
+def test_eval_and_translate_take_a_pretrained_entrys_name(capsys, tmp_path, monkeypatch):
+    """`gm eval stargan` and `gm translate stargan` find the shipped run by name, as gm.load_model does."""
+    if not (SHIPPED / "stargan" / "config.json").is_file():
+        pytest.skip("no shipped stargan")
+    monkeypatch.setenv("GM_PRETRAINED_DIR", str(SHIPPED))
+    from gm.cli import main
+    assert main(["eval", "stargan", "--n", "10", "--no-record", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["kind"] == "translation" and len(result["pairs"]) == 6
+    out = tmp_path / "grid.png"
+    assert main(["translate", "stargan", "--from", "heart", "--to", "all", "--n", "4", "--out", str(out)]) == 0
+    from PIL import Image
+    with Image.open(out) as im:   # sources, then (translation, cycle) for square and ellipse: 5 rows of 4
+        assert im.height > im.width

@@ -43,8 +43,10 @@ def open_source(spec: str | Path) -> Source:
     """Classify what `spec` points at (no sampling or feature extraction yet)."""
     path = Path(spec).expanduser()
     if not path.exists():
-        raise GMError(f"{path} does not exist; give a run folder, a folder of images, an images .npz or a "
-                      f"stats .npz.")
+        path = _named_run(str(spec)) or path
+    if not path.exists():
+        raise GMError(f"{path} does not exist; give a run folder (or a run's or pretrained entry's name), a "
+                      f"folder of images, an images .npz or a stats .npz.")
     if path.is_dir():
         if (path / "config.json").is_file():
             from gm.runs.folder import RunFolder
@@ -55,6 +57,18 @@ def open_source(spec: str | Path) -> Source:
         return _open_npz(path)
     raise GMError(f"{path} is neither a folder nor an .npz file; give a run folder, a folder of images, an "
                   f"images .npz or a stats .npz.")
+
+
+def _named_run(name: str) -> Path | None:
+    """The folder of a pretrained entry ("stargan") or of a run in the runs folder, as `gm.load_model`
+    and `gm translate` take them; None when `name` is neither (or looks like a path)."""
+    if not name or "/" in name or "\\" in name or name.endswith(".npz"):
+        return None
+    from gm.models.loading import resolve_run
+    try:
+        return resolve_run(name).path
+    except GMError:
+        return None
 
 
 def _open_npz(path: Path) -> Source:
