@@ -225,12 +225,16 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     assert any(c.startswith("back → square") for c in captions), captions
     page.screenshot(path=str(ARTIFACTS / "explore-translate.png"))
 
-    _goto(page, server, "monitor")
+    # Through the sidebar's links: a fresh page load would start a new session with the default run.
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Monitor").click()
+    _settle(page)
     page.wait_for_selector("text=Domain classification", timeout=120_000)
     assert page.locator(".js-plotly-plot").count() >= 4
     page.screenshot(path=str(ARTIFACTS / "monitor-translate.png"))
 
-    _goto(page, server, "evaluate")
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Evaluate").click()
+    _settle(page)
+    page.wait_for_selector("text=Source images per pair", timeout=120_000)
     page.get_by_role("slider").first.focus()
     for _ in range(8):   # fewer images per pair: a quick measurement
         page.keyboard.press("ArrowLeft")
