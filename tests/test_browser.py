@@ -229,6 +229,10 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     page.locator("[data-testid='stSidebarNav'] a", has_text="Monitor").click()
     _settle(page)
     page.wait_for_selector("text=Domain classification", timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    deadline = time.monotonic() + 60
+    while page.locator(".js-plotly-plot").count() < 4 and time.monotonic() < deadline:
+        page.wait_for_timeout(500)   # plotly draws its charts after the page script has finished
     assert page.locator(".js-plotly-plot").count() >= 4
     page.screenshot(path=str(ARTIFACTS / "monitor-translate.png"))
 
