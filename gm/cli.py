@@ -220,6 +220,16 @@ def cmd_resume(args) -> int:
         return _finish(run_foreground(manager, job.key), args.quiet)
 
 
+def _png_out(text: str) -> Path:
+    """--out as a path to a .png file in an existing folder, or a one-sentence GMError."""
+    out = Path(text)
+    if out.suffix.lower() != ".png":
+        raise GMError(f"--out must be a .png file; got {text}.")
+    if not out.parent.exists():
+        raise GMError(f"Folder {out.parent} does not exist; create it or choose another --out.")
+    return out
+
+
 def cmd_sample(args) -> int:
     from gm import limits
     from gm.images import make_grid, save_png
@@ -227,11 +237,7 @@ def cmd_sample(args) -> int:
     from gm.models.loading import load_model
     from gm.registry import get_spec
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise GMError(f"--out must be a .png file; got {args.out}.")
-    if not out.parent.exists():
-        raise GMError(f"Folder {out.parent} does not exist; create it or choose another --out.")
+    out = _png_out(args.out)
     model = load_model(args.run_dir, args.device)
     if not isinstance(model, SamplesFromNoise):
         raise GMError(f"{args.run_dir} holds a {model.model_name} model, which does not sample from noise.")
@@ -283,11 +289,7 @@ def cmd_translate(args) -> int:
     from gm.models.loading import load_model
     from gm.registry import get_spec
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise GMError(f"--out must be a .png file; got {args.out}.")
-    if not out.parent.exists():
-        raise GMError(f"Folder {out.parent} does not exist; create it or choose another --out.")
+    out = _png_out(args.out)
     if not 1 <= args.n <= MAX_TRANSLATE_N:
         raise GMError(f"--n must be between 1 and {MAX_TRANSLATE_N} (one column per source image); got {args.n}.")
     model = load_model(args.run_dir, args.device)
