@@ -24,6 +24,13 @@ def _add_length(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=float, help="passes over the dataset to train")
 
 
+def _add_nproc(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train on N processes on this machine: starts `torchrun --standalone "
+                        "--nproc_per_node N` for you (GPUs: one each; CPUs: gloo). Under torchrun "
+                        "itself, leave it out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m gm", description="gm: train, sample and measure image generative models.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -46,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value (repeatable); `models --keys` lists each model's keys")
     t.add_argument("--preset", help="a named preset of the model (e.g. kl8, kl14 for controlvae)")
     t.add_argument("--quiet", action="store_true", help="no progress line")
+    _add_nproc(t)
 
     r = sub.add_parser("resume", help="continue a run from its last checkpoint")
     r.add_argument("run_dir")
@@ -55,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change a config value from here on (repeatable), e.g. a lower lr after divergence")
     r.add_argument("--quiet", action="store_true")
+    _add_nproc(r)
 
     s = sub.add_parser("sample", help="write a grid of samples from a run's latest checkpoint")
     s.add_argument("run_dir")
@@ -198,6 +207,11 @@ def cmd_train(args) -> int:
     if args.seed is not None:
         values["seed"] = args.seed
     config = from_dict(spec.config_cls, {**to_dict(spec.config_cls()), **values}, model=spec.name)
+    if _several_processes(args):
+        from gm.runs import torchrun
+        return torchrun.train_new(spec.name, config, runs_dir=args.runs_dir or default_runs_dir(), name=args.name,
+                                  device=args.device, data_dir=args.data_dir, steps=args.steps,
+                                  epochs=args.epochs, on_progress=_ProgressPrinter(args.quiet))
     # The same job machinery as the app, in the foreground: Ctrl-C or SIGTERM = stop (checkpoint).
     with JobManager() as manager:
         job = manager.start_run(spec.name, config, runs_dir=args.runs_dir or default_runs_dir(),
@@ -208,14 +222,36 @@ def cmd_train(args) -> int:
         return _finish(run_foreground(manager, job.key), args.quiet)
 
 
+def _several_processes(args) -> bool:
+    """True under torchrun (this process is one rank); with --nproc N > 1 outside it, this process
+    becomes torchrun running the same command (it does not return)."""
+    from gm.runs.distributed import launched_by_torchrun
+    from gm.runs.launch import check_nproc, exec_torchrun
+
+    check_nproc(args.nproc)
+    if launched_by_torchrun():
+        return True
+    if args.nproc > 1:
+        exec_torchrun(args.nproc, args.argv)
+    return False
+
+
 def cmd_resume(args) -> int:
     from gm.config import parse_overrides
     from gm.runs.jobs import JobManager, run_foreground
+
+    if _several_processes(args):
+        from gm.runs import torchrun
+        return torchrun.resume(args.run_dir, steps=args.steps, epochs=args.epochs, device=args.device,
+                               data_dir=args.data_dir, overrides=parse_overrides(args.set),
+                               on_progress=_ProgressPrinter(args.quiet))
 
     with JobManager() as manager:
         job = manager.resume_run(args.run_dir, steps=args.steps, epochs=args.epochs, device=args.device,
                                  data_dir=args.data_dir, overrides=parse_overrides(args.set),
                                  on_progress=_ProgressPrinter(args.quiet))
+        for note in job.notes:
+            print(f"note: {note}", file=sys.stderr)
         print(f"resuming {job.run_dir} at step {job.step} -> {job.total_steps}", file=sys.stderr)
         return _finish(run_foreground(manager, job.key), args.quiet)
 
@@ -423,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(argv) if argv is not None else sys.argv[1:]   # for --nproc: torchrun reruns it
         if not args.command:
             parser.print_help()
             return EXIT_USER_ERROR

@@ -58,6 +58,13 @@ class TrainConfig:
                                   "a first step that compiles for a minute or more; needs a C++ compiler "
                                   "on CPUs.")
 
+    # Several processes (torchrun; README "Several GPUs or machines"). Ignored on one process.
+    per_rank_batch: bool = option(False, "Under torchrun, batch_size is each process's batch (the global batch "
+                                         "is N x batch_size) instead of the global batch split over the N "
+                                         "processes.")
+    sync_bn: bool = option(False, "Under torchrun, batch norm computes its statistics over all processes' "
+                                  "images (SyncBatchNorm) instead of each process's own.")
+
     def domain_split(self) -> str | None:
         """The dataset's domain split a model trains on (e.g. dSprites by "shape"), or None for one
         domain. Models of several domains return their config field here; the loop then draws

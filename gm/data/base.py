@@ -132,11 +132,16 @@ class Batcher:
 
     def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device,
                  *, with_labels: bool = False, with_factors: bool = False,
-                 with_factor_classes: bool = False) -> None:
+                 with_factor_classes: bool = False, shard: tuple[int, int] = (0, 1)) -> None:
         if batch_size > len(dataset):
             raise GMError(f"batch_size {batch_size} is larger than the dataset ({len(dataset)} images).")
+        rank, world = shard
+        if batch_size % world:
+            raise GMError(f"batch_size {batch_size} does not split over {world} processes; use a multiple of "
+                          f"{world} or --set per_rank_batch=true.")
         self.dataset = dataset
-        self.batch_size = batch_size
+        self.batch_size = batch_size        # the global batch: what every rank's permutation walks
+        self.shard = (rank, world)          # this process keeps rows [rank*b, (rank+1)*b) of each batch
         self.seed = seed
         self.device = device
         self.with_labels = with_labels
@@ -182,16 +187,25 @@ class Batcher:
             return torch.index_select(self._images, 0, index)
         return self.dataset.take(index.cpu()).to(self.device, non_blocking=True)
 
+    def _own_rows(self, index: torch.Tensor) -> torch.Tensor:
+        """This process's slice of a global batch's indices (all of them on one process)."""
+        rank, world = self.shard
+        if world == 1:
+            return index
+        b = self.batch_size // world
+        return index[rank * b:(rank + 1) * b]
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The next (uint8 images, labels or None) batch on the device."""
-        index = self._next_index()
+        """The next (uint8 images, labels or None) batch on the device (this process's shard)."""
+        index = self._own_rows(self._next_index())
         labels = torch.index_select(self._labels, 0, index) if self._labels is not None else None
         return self._images_at(index), labels
 
     def draw(self, k: int = 1) -> Batch:
-        """The next k batches as one Batch (k x batch_size images, in next()'s order); sets ended_epoch."""
+        """The next k batches as one Batch (k x batch_size images, in next()'s order; under torchrun
+        this process's shard of each); sets ended_epoch."""
         epoch_before = self.epoch
-        parts = [self._next_index() for _ in range(k)]
+        parts = [self._own_rows(self._next_index()) for _ in range(k)]
         # One gather for all k: the same rows as k next() calls, in the same order.
         index = parts[0] if k == 1 else torch.cat(parts)
         self.ended_epoch = self._ended_epoch(epoch_before, k * self.batch_size)

@@ -94,7 +94,7 @@ class DomainBatcher:
 
     def __init__(self, datasets: dict[str, ImageDataset], batch_size: int, seed: int, device: torch.device,
                  *, with_labels: bool = False, with_factors: bool = False,
-                 with_factor_classes: bool = False) -> None:
+                 with_factor_classes: bool = False, shard: tuple[int, int] = (0, 1)) -> None:
         if not datasets:
             raise GMError("A DomainBatcher needs at least one domain.")
         for name, ds in datasets.items():
@@ -106,7 +106,7 @@ class DomainBatcher:
         self.device = device
         self.batchers = {name: Batcher(ds, batch_size, _domain_seed(seed, i), device,
                                        with_labels=with_labels, with_factors=with_factors,
-                                       with_factor_classes=with_factor_classes)
+                                       with_factor_classes=with_factor_classes, shard=shard)
                          for i, (name, ds) in enumerate(self.datasets.items())}
         self._lead = max(self.batchers.values(), key=lambda b: b.batches_per_epoch)  # first on ties
 
@@ -165,11 +165,12 @@ class DomainBatcher:
 
 def make_batcher(dataset: ImageDataset, batch_size: int, seed: int, device: torch.device, *,
                  with_labels: bool = False, with_factors: bool = False, with_factor_classes: bool = False,
-                 domains: str | None = None) -> Batcher | DomainBatcher:
-    """A Batcher over the dataset, or, when `domains` names one of its splits, a DomainBatcher over it."""
+                 domains: str | None = None, shard: tuple[int, int] = (0, 1)) -> Batcher | DomainBatcher:
+    """A Batcher over the dataset, or, when `domains` names one of its splits, a DomainBatcher over it.
+    `shard` = (rank, world size) under torchrun: each process keeps its slice of every global batch."""
     if domains is None:
         return Batcher(dataset, batch_size, seed, device, with_labels=with_labels, with_factors=with_factors,
-                       with_factor_classes=with_factor_classes)
+                       with_factor_classes=with_factor_classes, shard=shard)
     return DomainBatcher(split_domains(dataset, domains), batch_size, seed, device,
                          with_labels=with_labels, with_factors=with_factors,
-                         with_factor_classes=with_factor_classes)
+                         with_factor_classes=with_factor_classes, shard=shard)

@@ -37,16 +37,25 @@ class SeededDropout(nn.Dropout):
     """
 
     generator: torch.Generator | None = None
+    shard: tuple[int, int] = (0, 1)   # (rank, world size) under torchrun
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or self.generator is None:
             return super().forward(x)
-        keep = torch.rand(x.shape, device=x.device, generator=self.generator) >= self.p
+        rank, world = self.shard
+        n = x.shape[0]
+        # Under torchrun every rank draws the masks of the global batch and keeps its own rows: the
+        # masks one process would have drawn for these images (gm.runs.distributed).
+        shape = (n * world, *x.shape[1:])
+        keep = torch.rand(shape, device=x.device, generator=self.generator)[rank * n:(rank + 1) * n] >= self.p
         return x * keep / (1.0 - self.p)
 
 
-def bind_generator(module: nn.Module, generator: torch.Generator | None) -> None:
-    """Give every SeededDropout inside `module` the generator its masks come from."""
+def bind_generator(module: nn.Module, generator: torch.Generator | None,
+                   shard: tuple[int, int] = (0, 1)) -> None:
+    """Give every SeededDropout inside `module` the generator its masks come from (and, under
+    torchrun, this process's (rank, world size))."""
     for m in module.modules():
         if isinstance(m, SeededDropout):
             m.generator = generator
+            m.shard = shard

@@ -140,6 +140,57 @@ class PauseStop(Callback):
             loop.stop()
 
 
+class SharedPauseStop(PauseStop):
+    """PauseStop for torchrun's ranks: before every step the ranks agree (one small all-reduce) on
+    stop, pause and a pending save, so a request that reached any rank (Ctrl-C or SIGTERM there,
+    the app's request in control.json, which rank 0 reads, a rank's checkpoint clock) acts on all of
+    them at the same step. While paused, the ranks agree again every ``poll`` seconds."""
+
+    def __init__(self, control: Control, on_status: Callable[[str], None] | None = None,
+                 poll: float = 0.2) -> None:
+        super().__init__(control, on_status)
+        self.poll = poll
+        self._file_request: str | None = None
+
+    def on_start(self, loop: Loop) -> None:
+        if loop.session.is_main:
+            loop.session.run.clear_request()   # a previous session's request is not for this one
+        super().on_start(loop)
+
+    def _requests(self, loop: Loop) -> tuple[bool, bool]:
+        """(stop, pause) as this rank sees them now."""
+        if loop.session.is_main:
+            request = loop.session.run.read_request()
+            if request is not None:
+                self._file_request = request
+        stop = self.control.stop_requested or self._file_request == "stop"
+        pause = self.control.pause_requested or self._file_request == "pause"
+        return stop, pause
+
+    def on_step_start(self, loop: Loop) -> None:
+        group = loop.session.group
+        assert group is not None, "SharedPauseStop runs under torchrun only"
+        stop, pause = self._requests(loop)
+        stop, pause, save = group.any([stop, pause, loop.save_requested])
+        loop.save_requested = False
+        if pause and not stop:
+            loop.save()
+            loop.on_main(lambda: loop.session.run.write_state(status="paused"))
+            self._report("paused")
+            loop.paused()
+            while pause and not stop:
+                time.sleep(self.poll)
+                stop, pause = group.any(self._requests(loop))
+            loop.resumed()
+            if not stop:
+                loop.on_main(lambda: loop.session.run.write_state(status="running"))
+                self._report("running")
+        elif save and not stop:
+            loop.save()
+        if stop:
+            loop.stop()
+
+
 # ---- metrics window, metrics.jsonl, divergence ------------------------------------------------
 class Diverged(Exception):
     def __init__(self, step: int, metric: str, value: float) -> None:
@@ -165,8 +216,10 @@ class MetricsWindow:
                 row[k] = v
         self.scalars.append(row)
 
-    def flush(self) -> dict[str, Any] | None:
-        """Mean of each scalar over the window; raises Diverged at the first non-finite value."""
+    def flush(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any] | None:
+        """Mean of each scalar over the window; raises Diverged at the first non-finite value.
+        ``reduce`` (under torchrun: the mean over the ranks) is applied to the window's tensor values
+        first, so every rank logs, and checks, the same numbers."""
         if not self.steps:
             return None
         # Plain Python floats after one device->host copy: a table of small tensors cost more per
@@ -176,7 +229,8 @@ class MetricsWindow:
         rows: list[dict[str, float]] = [{k: float(v) for k, v in row.items() if not isinstance(v, torch.Tensor)}
                                         for row in self.scalars]
         if cells:  # one device->host copy for the whole window
-            values = torch.stack([v.detach().float().reshape(()) for _, _, v in cells]).cpu().tolist()
+            stacked = torch.stack([v.detach().float().reshape(()) for _, _, v in cells])
+            values = (reduce(stacked) if reduce is not None else stacked).cpu().tolist()
             for (i, k, _), value in zip(cells, values):
                 rows[i][k] = value
         keys = list(dict.fromkeys(k for row in self.scalars for k in row))
@@ -189,7 +243,8 @@ class MetricsWindow:
             present = [row[k] for row in rows if k in row]
             record[k] = sum(present) / len(present)
         for k, v in self.vectors.items():
-            vals = v.detach().float().cpu()
+            vals = v.detach().float()
+            vals = (reduce(vals) if reduce is not None else vals).cpu()
             if not bool(torch.isfinite(vals).all()):
                 raise Diverged(self.steps[-1], k, float("nan"))
             record[k] = vals.tolist()
@@ -211,14 +266,15 @@ class MetricsLogger(Callback):
             loop.flush()
 
     def on_flush(self, loop: Loop) -> None:
-        record = self.window.flush()
+        group = loop.session.group
+        record = self.window.flush(group.all_mean if group is not None else None)
         if record is None:
             return
         session = loop.session
         session.elapsed = loop.clock()
         row = {"step": loop.step, "epoch": round(session.batcher.epoch_float, 6),
                "time": round(session.elapsed, 4), **record}
-        session.run.append_metrics([row])
+        loop.on_main(lambda: session.run.append_metrics([row]))
         loop.log(record)
 
 
@@ -271,11 +327,13 @@ class SampleGrids(Callback):
 
     def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
         if step % loop.session.config.sample_every == 0 or loop.session.batcher.ended_epoch:
-            self.write(loop.session)
+            loop.on_main(lambda: self.write(loop.session))
 
     def on_end(self, loop: Loop, status: str) -> None:
-        if status == "finished" and not any(s == loop.step for s, _ in loop.session.run.sample_grids()):
-            self.write(loop.session)
+        def finish() -> None:
+            if status == "finished" and not any(s == loop.step for s, _ in loop.session.run.sample_grids()):
+                self.write(loop.session)
+        loop.on_main(finish)
 
     def write(self, session: Session) -> None:
         images, nrow = session.trainer.sample_grid()
@@ -306,8 +364,10 @@ class Checkpointer(Callback):
 
     def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
         cfg = loop.session.config
-        if step % cfg.checkpoint_every == 0 or time.perf_counter() - self._last_save >= cfg.checkpoint_seconds:
+        if step % cfg.checkpoint_every == 0:
             loop.save()
+        elif time.perf_counter() - self._last_save >= cfg.checkpoint_seconds:
+            loop.save_soon()   # under torchrun: at the next step, on every rank together
 
     def on_log(self, loop: Loop, record: dict[str, Any]) -> None:
         scored = loop.trainer.checkpoint_score(record)
@@ -323,7 +383,18 @@ class Checkpointer(Callback):
 
     def write(self, session: Session) -> None:
         """Save the current step (unless it is already saved) and prune: keep the newest and the best.
-        Raises Diverged, saving nothing, when the state holds a NaN or an Inf."""
+        Raises Diverged, saving nothing, when the state holds a NaN or an Inf.
+
+        Under torchrun every rank's noise RNG state is gathered into the checkpoint (``ranks``),
+        then rank 0 alone writes it."""
+        ranks = None
+        if session.group is not None:
+            ranks = {"world_size": session.group.world_size,
+                     "per_rank_batch": bool(getattr(session.config, "per_rank_batch", False)),
+                     "noise_rng": session.group.gather_objects(session.trainer.noise.get_state())}
+        session.on_main(lambda: self._write(session, ranks))
+
+    def _write(self, session: Session, ranks: dict[str, Any] | None) -> None:
         t, run = session.trainer, session.run
         name = f"step-{t.step}"
         # Re-saving a step that is on disk (stop or pause right after a periodic save, or right after
@@ -331,6 +402,8 @@ class Checkpointer(Callback):
         if not (session.last_checkpoint_step == t.step and is_complete(run.checkpoints_dir / name)):
             state = {"trainer": t.state_dict(), "batcher": session.batcher.state_dict(),
                      "elapsed": session.elapsed, "config": to_dict(session.config)}
+            if ranks is not None:
+                state["ranks"] = ranks
             try:
                 save_checkpoint(run.checkpoints_dir, t.step, t.weights(), state)
             except NonFiniteState as exc:

@@ -89,6 +89,22 @@ def unflatten_tensors(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return walk(tree)
 
 
+def checkpoint_processes(path: Path) -> tuple[int, bool]:
+    """(processes, per_rank_batch) that wrote a checkpoint, read from its state.json alone (no
+    tensors loaded); (1, False) for one process or a checkpoint that cannot be read."""
+    try:
+        tree = json.loads((Path(path) / "state.json").read_text(encoding="utf-8"))
+        pairs = dict((k, v) for k, v in tree["__dict__"] if isinstance(k, str))
+        ranks = unflatten_tensors(pairs.get("ranks") or {}, _NoTensors())
+        return int(ranks.get("world_size", 1)), bool(ranks.get("per_rank_batch", False))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 1, False
+
+
+class _NoTensors(dict):
+    def __missing__(self, key: str) -> None:
+        return None
+
 
 
 # ---- trust: finite states, checksums ------------------------------------------------------------

@@ -7,6 +7,8 @@
       checkpoints/    step-<N>/ (see gm.runs.checkpoint)
       samples/        step-<N>.png sample grids from a fixed noise seed
       eval.jsonl      evaluations (FID and friends)
+      control.json    {"request": "pause" | "continue" | "stop"}: how the app reaches a run trained by
+                      another process (a torchrun job); rank 0 reads it before every step
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gm.runs import schema
 from gm.runs.atomic import write_json_atomic
 from gm.runs.schema import STATUSES, DamagedFile  # noqa: F401  (STATUSES: re-exported, as before)
 
+CONTROL_REQUESTS = ("pause", "continue", "stop")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -177,6 +180,32 @@ class RunFolder:
     def read_eval(self) -> list[dict[str, Any]]:
         """Every valid eval.jsonl line (gm.runs.schema.eval_record); damaged lines are skipped."""
         return _read_lines(self.path / "eval.jsonl", schema.eval_record, complete_only=False)
+
+    @property
+    def control_path(self) -> Path:
+        return self.path / "control.json"
+
+    def request(self, action: str) -> None:
+        """Ask whoever trains this run, from outside its process, to pause, continue or stop."""
+        if action not in CONTROL_REQUESTS:
+            raise GMError(f"A run can be asked to {', '.join(CONTROL_REQUESTS)}; got {action!r}.")
+        write_json_atomic(self.control_path, {"request": action})
+
+    def read_request(self) -> str | None:
+        """The latest request in control.json, or None (no file, or one that is not a request)."""
+        try:
+            data = json.loads(self.control_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        request = data.get("request") if isinstance(data, dict) else None
+        return request if request in CONTROL_REQUESTS else None
+
+    def clear_request(self) -> None:
+        """Forget an old request (a new session must not obey the previous one's stop)."""
+        try:
+            self.control_path.unlink()
+        except FileNotFoundError:
+            pass
 
     def sample_grids(self) -> list[tuple[int, Path]]:
         """Saved sample grids that are readable PNG files, oldest first (a damaged one is skipped)."""

@@ -31,6 +31,7 @@ from gm.runs.callbacks import (  # noqa: F401 (re-exported: callers import them 
     SampleGrids,
     default_callbacks,
 )
+from gm.runs.distributed import is_collective_failure
 from gm.runs.lock import host_id  # noqa: F401 (re-exported: callers import it from here)
 from gm.runs.session import (  # noqa: F401 (re-exported: callers import them from here)
     ResumePlan,
@@ -53,8 +54,9 @@ class Loop:
 
     def __init__(self, session: Session, callbacks: Sequence[Callback]) -> None:
         self.session, self.trainer = session, session.trainer
-        self.images_seen = 0
+        self.images_seen = 0            # over all processes
         self.stop_requested = False
+        self.save_requested = False     # a save asked for by one rank, taken by all at the next step
         # Only the hooks a callback overrides are called: a step costs no empty calls.
         self._hooks = {name: [getattr(cb, name) for cb in callbacks
                               if getattr(type(cb), name, None) not in (None, getattr(Callback, name))]
@@ -85,6 +87,18 @@ class Loop:
         self.flush()
         self.emit("on_save")
 
+    def save_soon(self) -> None:
+        """A save point now on one process; under torchrun at the start of the next step, where the
+        ranks agree on it (a rank's own clock must not make it save alone)."""
+        if self.session.group is None:
+            self.save()
+        else:
+            self.save_requested = True
+
+    def on_main(self, fn: Callable[[], Any]) -> Any:
+        """fn() where the run folder is written (Session.on_main)."""
+        return self.session.on_main(fn)
+
     def stop(self) -> None:
         """End the loop before the next step; it then saves and ends as "stopped"."""
         self.stop_requested = True
@@ -100,8 +114,11 @@ class Loop:
 
 
 def _record_failure(session: Session, status: str, error: str, **extra: Any) -> str:
-    """Note a failed/diverged run in memory and, when the disk still allows it, in state.json."""
+    """Note a failed/diverged run in memory and, when the disk still allows it, in state.json
+    (rank 0's job under torchrun)."""
     session.error = error
+    if not session.is_main:
+        return status
     try:
         session.run.write_state(status=status, error=error, **extra)
     except OSError:
@@ -140,6 +157,8 @@ def train(session: Session, control: Control | None = None,
     elif control is not None or on_progress is not None or on_status is not None:
         raise TypeError("train(): pass control, on_progress and on_status to default_callbacks() "
                         "(or to PauseStop / ProgressReporter) when giving callbacks=")
+    if not session.is_main:   # torchrun's other ranks: rank 0 holds the lock and writes
+        return _train_locked(session, callbacks)
     session.lock = take_lock(session.run, session.lock)
     try:
         return _train_locked(session, callbacks)
@@ -152,8 +171,9 @@ def _train_locked(session: Session, callbacks: Sequence[Callback]) -> str:
     tune_host_allocator()  # once per process: no page faults for the same activations every step
     t.train(True)
     # pid and host are information (who trains it); the lock, not them, keeps a second trainer out.
-    run.write_state(status="running", error=None, total_steps=session.total_steps, pid=os.getpid(),
-                    host=host_id())
+    processes = session.group.world_size if session.group is not None else None
+    session.on_main(lambda: run.write_state(status="running", error=None, total_steps=session.total_steps,
+                                            pid=os.getpid(), host=host_id(), processes=processes))
     loop = Loop(session, callbacks)
     status = "finished"
     try:
@@ -166,7 +186,7 @@ def _train_locked(session: Session, callbacks: Sequence[Callback]) -> str:
                     break
                 batch = session.batcher.draw(t.batches_per_step())
                 metrics = t.train_step(batch)
-                loop.images_seen += batch.num_images
+                loop.images_seen += batch.num_images * t.world_size
                 loop.emit("on_step_end", t.step, metrics)
         except KeyboardInterrupt:
             status = "stopped"
@@ -186,8 +206,13 @@ def _train_locked(session: Session, callbacks: Sequence[Callback]) -> str:
     except torch.OutOfMemoryError:
         return _record_failure(session, "failed", f"Out of memory on {session.device}; resume with a "
                                f"smaller batch_size or width, or on another device.")
-    except Exception as exc:  # a bug: recorded, never swallowed silently
+    except Exception as exc:
+        if session.group is not None and is_collective_failure(exc):   # a rank died: not a bug here
+            last = session.last_checkpoint_step
+            return _record_failure(session, "failed", f"{session.group.describe_failure(exc)}; resume the "
+                                   f"run from its last checkpoint (step {last if last is not None else 0}).")
+        # a bug: recorded, never swallowed silently
         _record_failure(session, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    run.write_state(status=status)
+    session.on_main(lambda: run.write_state(status=status))
     return status

@@ -210,6 +210,7 @@ STATE = {  # <run>/state.json (RunFolder.write_state)
     "diverged_step": Field(whole(0), nullable=True),
     "diverged_metric": Field(text(), nullable=True),
     "source": Field(text(), nullable=True),
+    "processes": Field(whole(1), nullable=True),   # torchrun processes training it (null: one)
 }
 
 META = {  # <run>/checkpoints/step-<N>/meta.json (gm.runs.checkpoint)

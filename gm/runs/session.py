@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -28,6 +29,7 @@ from gm.models.loading import run_config as model_run_config
 from gm.registry import get_spec
 from gm.runs.atomic import write_json_atomic
 from gm.runs.checkpoint import (
+    checkpoint_processes,
     clean_partial_checkpoints,
     is_complete,
     latest_good_checkpoint,
@@ -37,7 +39,11 @@ from gm.runs.checkpoint import (
 from gm.runs.folder import RunFolder
 from gm.runs.lock import RunLock
 
+if TYPE_CHECKING:
+    from gm.runs.distributed import Group
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,6 +63,18 @@ class Session:
     error: str | None = None                # why the run failed or diverged (also in state.json)
     lock: RunLock | None = None             # the run's training lock, held until train() returns
     notes: list[str] = field(default_factory=list)  # warnings of the open (a damaged checkpoint skipped)
+    group: Group | None = None              # the torchrun process group (gm.runs.torchrun), else None
+    checkpoint_ranks: dict[str, Any] | None = None   # the loaded checkpoint's processes (world size, RNGs)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes the run folder (always, except torchrun's ranks other than 0)."""
+        return self.group is None or self.group.is_main
+
+    def on_main(self, fn: Callable[[], T]) -> T | None:
+        """fn() where the run folder is written: here on one process; under torchrun on rank 0, with
+        a failure there raised on every rank (gm.runs.distributed.Group.on_main)."""
+        return fn() if self.group is None else self.group.on_main(fn)
 
     def close(self) -> None:
         """Give the run's lock back without training (train() does it itself when it returns)."""
@@ -153,16 +171,21 @@ def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any) -
     return steps_for_epochs(1, n, config.batch_size, config)
 
 
-def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int) -> Session:
+def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int,
+           group: Group | None = None) -> Session:
     model = spec.build_model(config, data_info_for(dataset, spec.dataset, config)).to(dev)
     trainer = spec.build_trainer(model)
     trainer.apply_performance_options()
     # One domain: the Batcher of old (its order and resume state unchanged); a split: unpaired
-    # batches from every domain.
-    batcher = make_batcher(dataset, config.batch_size, config.seed, dev, with_labels=trainer.wants_labels,
-                           with_factor_classes=trainer.wants_factor_classes, domains=config.domain_split())
+    # batches from every domain. Under torchrun every rank walks the same global batches and keeps
+    # its shard of each.
+    world, rank = (group.world_size, group.rank) if group is not None else (1, 0)
+    global_batch = config.batch_size * (world if getattr(config, "per_rank_batch", False) else 1)
+    batcher = make_batcher(dataset, global_batch, config.seed, dev, with_labels=trainer.wants_labels,
+                           with_factor_classes=trainer.wants_factor_classes, domains=config.domain_split(),
+                           shard=(rank, world))
     return Session(run=run, spec=spec, config=config, trainer=trainer, batcher=batcher, device=dev,
-                   total_steps=total)
+                   total_steps=total, group=group)
 
 
 @dataclass
@@ -202,7 +225,7 @@ def refuse_weights_only(run: RunFolder) -> dict[str, Any]:
 def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
                 device: str | None = None, data_dir: str | None = None,
                 overrides: dict[str, Any] | None = None, dataset=None,
-                lock: RunLock | None = None) -> ResumePlan:
+                lock: RunLock | None = None, processes: int = 1) -> ResumePlan:
     """Check that a run can be resumed (config, overrides, device, length); raises GMError if not.
 
     Takes the run's lock first (or uses `lock`, held by the caller), so nothing is read while another
@@ -216,7 +239,7 @@ def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
     held = take_lock(run, lock)
     try:
         return _plan_resume(run, held, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
-                            overrides=overrides, dataset=dataset)
+                            overrides=overrides, dataset=dataset, processes=processes)
     except BaseException:
         if lock is None:
             held.release()
@@ -224,7 +247,7 @@ def plan_resume(path, *, steps: int | None = None, epochs: float | None = None,
 
 
 def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_dir, overrides,
-                 dataset) -> ResumePlan:
+                 dataset, processes: int) -> ResumePlan:
     cfg = refuse_weights_only(run)
     spec = get_spec(cfg.get("model", "?"))
     values = dict(cfg.get("config", {}))
@@ -238,6 +261,12 @@ def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_d
     damaged: list[Path] = []
     found = latest_good_checkpoint(run.checkpoints_dir, notes, damaged)
     start = found[0] if found else 0
+    if found is not None:
+        written_on, per_rank = checkpoint_processes(found[1])
+        if (written_on, per_rank and written_on > 1) != (processes, bool(
+                processes > 1 and getattr(config, "per_rank_batch", False))):
+            notes.append(f"Step {start} was trained on {written_on} process(es); continuing on {processes} "
+                         f"works but is not bit-exact (the data shards and the sums of gradients differ).")
     prior_total = int(state.get("total_steps") or 0)
     if steps is not None or epochs is not None:
         total = start + _total_steps(steps, epochs, len(dataset), config)
@@ -291,28 +320,24 @@ def _restore_overridden_hparams(trainer: Any, base: dict[str, list[dict[str, Any
                     group[key] = value
 
 
-def open_planned(plan: ResumePlan) -> Session:
+def open_planned(plan: ResumePlan, group: Group | None = None) -> Session:
     """Build the trainer of a plan, load its checkpoint and drop metrics logged after it (and set
     aside the damaged checkpoints newer than it). The session takes over the plan's lock; on an
-    error the lock stays with the plan (its owner releases it)."""
+    error the lock stays with the plan (its owner releases it).
+
+    Under torchrun (`group`), every rank builds and loads; only rank 0, which holds the lock,
+    writes (the other ranks' plans hold no lock)."""
     run = plan.run
     if plan.lock is not None and not plan.lock.held:
         raise GMError(f"The plan to train run '{run.name}' no longer holds its lock; plan it again.")
-    session = _build(run, plan.spec, plan.config, plan.dataset, plan.device, plan.total_steps)
+    session = _build(run, plan.spec, plan.config, plan.dataset, plan.device, plan.total_steps, group)
+    if not session.is_main:
+        if plan.checkpoint is not None:
+            _load_into(session, plan)
+        session.notes = list(plan.notes) + session.notes
+        return session
     if plan.checkpoint is not None:
-        weights, tstate, step = load_checkpoint(plan.checkpoint[1])
-        fresh, base = _optimizer_hparams(session.trainer), None
-        trained_with = _checkpoint_config(plan, tstate)
-        if trained_with is not None and to_dict(trained_with) != to_dict(plan.config):
-            old = plan.spec.build_model(trained_with, data_info_for(plan.dataset, plan.spec.dataset, trained_with))
-            base = _optimizer_hparams(plan.spec.build_trainer(old))
-        session.trainer.load_weights(weights)
-        session.trainer.load_state_dict(tstate["trainer"])
-        if base is not None:
-            _restore_overridden_hparams(session.trainer, base, fresh)
-        session.batcher.load_state_dict(tstate["batcher"])
-        session.elapsed = float(tstate.get("elapsed", 0.0))
-        session.last_checkpoint_step = step
+        _load_into(session, plan)
     for path in plan.damaged:  # the run continues from an earlier step: these are not its future
         if path.exists():
             set_aside(path)
@@ -330,8 +355,28 @@ def open_planned(plan: ResumePlan) -> Session:
     run.write_state(total_steps=plan.total_steps, step=plan.start, error=None, device=str(plan.device),
                     best_checkpoint=session.best,
                     last_checkpoint=f"step-{plan.start}" if plan.checkpoint is not None else None)
-    session.lock, session.notes = plan.lock, list(plan.notes)
+    session.lock, session.notes = plan.lock, list(plan.notes) + session.notes
     return session
+
+
+def _load_into(session: Session, plan: ResumePlan) -> None:
+    """The plan's checkpoint into the session's trainer and batcher (optimizer settings that the
+    resume's overrides changed are kept as overridden)."""
+    assert plan.checkpoint is not None
+    weights, tstate, step = load_checkpoint(plan.checkpoint[1])
+    fresh, base = _optimizer_hparams(session.trainer), None
+    trained_with = _checkpoint_config(plan, tstate)
+    if trained_with is not None and to_dict(trained_with) != to_dict(plan.config):
+        old = plan.spec.build_model(trained_with, data_info_for(plan.dataset, plan.spec.dataset, trained_with))
+        base = _optimizer_hparams(plan.spec.build_trainer(old))
+    session.trainer.load_weights(weights)
+    session.trainer.load_state_dict(tstate["trainer"])
+    if base is not None:
+        _restore_overridden_hparams(session.trainer, base, fresh)
+    session.batcher.load_state_dict(tstate["batcher"])
+    session.elapsed = float(tstate.get("elapsed", 0.0))
+    session.last_checkpoint_step = step
+    session.checkpoint_ranks = tstate.get("ranks")
 
 
 def _open_or_release(plan: ResumePlan) -> Session:

@@ -139,7 +139,7 @@ class GradientPenalty(Hook):
     """WGAN-GP (Gulrajani et al. 2017): gp_weight x (||grad D(x_hat)|| - 1)^2 on random mixes."""
 
     def critic_term(self, trainer, step):
-        eps = torch.rand((step.n,), device=trainer.device, generator=trainer.noise)
+        eps = trainer.shared_rows(step.n, lambda n: torch.rand((n,), device=trainer.device, generator=trainer.noise))
         d = trainer.model.discriminator
         penalty = gradient_penalty(lambda x: trainer.fwd(d, x), step.real, step.fake, eps)
         return trainer.config.gp_weight * penalty, {"gp": penalty.detach()}
@@ -190,10 +190,13 @@ class ClassTask(Hook):
         if getattr(trainer.config, "mode_seeking", 0.0):
             # Pairs for ModeSeeking: image i + n//2 has the class of image i (an odd one out at the end).
             h = n // 2
-            half = torch.randint(0, k, (h,), device=trainer.device, generator=trainer.noise)
-            odd = torch.randint(0, k, (n - 2 * h,), device=trainer.device, generator=trainer.noise)
+            half = trainer.shared_rows(h, lambda m: torch.randint(0, k, (m,), device=trainer.device,
+                                                                  generator=trainer.noise))
+            odd = trainer.shared_rows(n - 2 * h, lambda m: torch.randint(0, k, (m,), device=trainer.device,
+                                                                         generator=trainer.noise))
             return torch.cat([half, half, odd])
-        return torch.randint(0, k, (n,), device=trainer.device, generator=trainer.noise)
+        return trainer.shared_rows(n, lambda m: torch.randint(0, k, (m,), device=trainer.device,
+                                                              generator=trainer.noise))
 
     def critic_term(self, trainer, step):
         if step.labels is None:
@@ -248,7 +251,9 @@ class InstanceNoise(Hook):
         sigma = self.sigma(trainer)
         if sigma <= 0:
             return x
-        return x + sigma * torch.randn(x.shape, device=x.device, generator=trainer.noise)
+        noise = trainer.shared_rows(x.shape[0], lambda m: torch.randn((m, *x.shape[1:]), device=x.device,
+                                                                      generator=trainer.noise))
+        return x + sigma * noise
 
     def step_metrics(self, trainer):
         return {"noise_sigma": self.sigma(trainer)} if trainer.config.instance_noise > 0 else {}
@@ -326,7 +331,8 @@ class AdversarialTrainer(Trainer):
         return self.model.to_network(super().prepare(images))
 
     def latent(self, n: int) -> torch.Tensor:
-        return torch.randn((n, self.config.latent_dim), device=self.device, generator=self.noise)
+        return self.shared_rows(n, lambda m: torch.randn((m, self.config.latent_dim), device=self.device,
+                                                         generator=self.noise))
 
     def _fake_labels(self, n: int) -> torch.Tensor | None:
         for hook in self.hooks:
@@ -416,7 +422,7 @@ class AdversarialTrainer(Trainer):
         hook_metrics: dict[str, Any] = {}
         for hook in self.hooks:   # before the step: what this step's schedule uses
             hook_metrics.update(hook.step_metrics(self))
-        k = max(1, x.shape[0] // self.config.batch_size)
+        k = max(1, x.shape[0] // self.batch_size)
         reals = x.chunk(k)
         label_parts = labels.chunk(k) if labels is not None else [None] * len(reals)
         reuse = len(reals) == 1
@@ -428,7 +434,7 @@ class AdversarialTrainer(Trainer):
                 sums[key] = sums[key] + value if key in sums else value
         out: dict[str, Any] = {key: value / len(reals) for key, value in sums.items()}
         if not reuse:
-            n = self.config.batch_size
+            n = self.batch_size
             fake_labels = self._fake_labels(n)
             z = self.latent(n)
             fake = self.fwd(self.model.generate, z, fake_labels)

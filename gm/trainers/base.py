@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from gm.data.base import Batch, to_signed, to_unit
 from gm.errors import GMError
 from gm.models.base import ClassConditional, GenerativeModel
 from gm.models.init import bind_generator
+
+if TYPE_CHECKING:
+    from gm.runs.distributed import Group
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -66,6 +69,7 @@ class Trainer(ABC):
         self.noise.manual_seed(int(self.config.seed) + 1)
         bind_generator(model, self.noise)
         self.step = 0
+        self.group: Group | None = None   # the process group under torchrun (see distribute)
         self._autocast: torch.dtype | None = None   # set by apply_performance_options
         self._channels_last = False
         self._compiled = False
@@ -91,6 +95,51 @@ class Trainer(ABC):
         """Whether batches must carry each image's factor indices (a second label set read from
         them: StarGAN's mask vector)."""
         return False
+
+    # ---- several processes (torchrun) -----------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self.group.rank if self.group is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        return self.group.world_size if self.group is not None else 1
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch on this process: the config's global batch split over the processes
+        (or, with ``per_rank_batch``, the config's batch on each)."""
+        if self.world_size == 1 or getattr(self.config, "per_rank_batch", False):
+            return int(self.config.batch_size)
+        return int(self.config.batch_size) // self.world_size
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
+
+    def shared_rows(self, n: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """`draw(n)` on one process. Under torchrun every rank calls ``draw(n * N)`` with its noise
+        generator, which stays in step with the other ranks', and keeps its own n rows: the noise one
+        process would have drawn for the images this rank holds, so N processes train as one."""
+        if self.group is None:
+            return draw(n)
+        return draw(n * self.world_size)[self.rank * n:(self.rank + 1) * n]
+
+    def distribute(self, group: Group) -> None:
+        """Join a torchrun process group: rank 0's weights on every rank, gradients averaged over
+        the ranks before every optimizer step, dropout masks sharded, and (``sync_bn``) batch norm
+        over all ranks. Call once, after the checkpoint (if any) is loaded."""
+        self.group = group
+        if getattr(self.config, "sync_bn", False):
+            from gm.runs.distributed import sync_batchnorm
+
+            # Same Parameter objects in the new layers: the optimizers keep working on them.
+            for name, net in self.model.networks().items():
+                setattr(self.model, name, sync_batchnorm(net, group.backend))
+        group.broadcast_module(self.model)
+        for opt in self.optimizers().values():
+            group.average_gradients_before_step(opt)
+        bind_generator(self.model, self.noise, (group.rank, group.world_size))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -171,7 +220,8 @@ class Trainer(ABC):
         return int(self.config.batches_at(self.step))
 
     def images_per_step(self) -> int:
-        return self.config.batch_size * self.batches_per_step()
+        """Images one step trains on, over all processes."""
+        return self.global_batch_size * self.batches_per_step()
 
     def checkpoint_score(self, record: dict[str, Any]) -> tuple[str, float] | None:
         """(name, value) ranking a checkpoint by one logged record, lower is better; None = no

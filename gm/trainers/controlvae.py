@@ -64,6 +64,8 @@ class ControlVAETrainer(VAETrainer):
         self.beta = self.controller.beta
 
     def next_beta(self, kl: torch.Tensor) -> float:
+        if self.group is not None:   # one β on every rank: the controller sees the KL of the global batch
+            kl = self.group.all_mean(kl)
         return self.controller.update(float(kl))
 
     def step_metrics(self) -> dict[str, Any]:

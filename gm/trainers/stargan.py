@@ -109,7 +109,7 @@ class StarGANTrainer(TranslationTrainer):
         fake_src, _ = self.fwd(d, fake)
         d_adv = fake_src.mean() - real_src.mean()
         d_cls = class_loss(real_cls, source)
-        eps = torch.rand((x.shape[0],), device=self.device, generator=self.noise)
+        eps = self.shared_rows(x.shape[0], lambda n: torch.rand((n,), device=self.device, generator=self.noise))
         gp = gradient_penalty(lambda v: self.fwd(d, v)[0], x, fake, eps)
         d_loss = d_adv + c.lambda_cls * d_cls + c.lambda_gp * gp
         self.opt_d.zero_grad(set_to_none=True)

@@ -59,7 +59,8 @@ class VAETrainer(Trainer):
         return {}
 
     def optimize(self, x: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor | float]:
-        eps = torch.randn((x.shape[0], self.vae.latent_dim), device=self.device, generator=self.noise)
+        eps = self.shared_rows(x.shape[0], lambda n: torch.randn((n, self.vae.latent_dim), device=self.device,
+                                                                 generator=self.noise))
         logits, mu, logvar = self.fwd(self.vae, x, eps)
         recon = bernoulli_recon(logits, x)
         kl_dims = gaussian_kl_per_dim(mu, logvar)
