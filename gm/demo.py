@@ -191,6 +191,7 @@ class DemoPolicy:
         if self.demo:
             self._check_length(steps, epochs)
             self._check_device(device)
+            self._check_processes(kwargs.get("processes", 1))
             self._check_config(config)
         with self._admitted(owner):
             info = self.manager.start_run(model, config, steps=steps, epochs=epochs, device=device, **kwargs)
@@ -205,6 +206,7 @@ class DemoPolicy:
             self._check_mine(owner, run_dir)
             self._check_length(steps, epochs, run_dir=run_dir)
             self._check_device(device)
+            self._check_processes(kwargs.get("processes", 1))
             self._check_config(overrides)
         with self._admitted(owner):
             info = self.manager.resume_run(run_dir, steps=steps, epochs=epochs, device=device,
@@ -340,6 +342,11 @@ class DemoPolicy:
     def _check_device(device: str | None) -> None:
         if device not in (None, "auto"):
             raise GMError("The hosted demo picks the device itself; leave the device on 'auto'.")
+
+    @staticmethod
+    def _check_processes(processes: int) -> None:
+        if processes != 1:
+            raise GMError("The hosted demo trains each run in one process; set processes to 1.")
 
     def _check_config(self, config: Any) -> None:
         if config is None:

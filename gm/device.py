@@ -23,6 +23,24 @@ def available_devices() -> list[str]:
     return out
 
 
+def max_processes() -> int:
+    """The most torchrun processes this machine gives a job: one per GPU when there are several,
+    else one per CPU core."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return gpus if gpus > 1 else max(1, os.cpu_count() or 1)
+
+
+def check_processes(device: torch.device, processes: int) -> None:
+    """A one-sentence GMError when `processes` cannot train on `device` (one GPU each; no MPS)."""
+    if processes == 1:
+        return
+    if device.type == "mps":
+        raise GMError("Several processes train on CUDA GPUs or on CPUs, not on MPS; use --device cpu.")
+    if device.type == "cuda" and processes > torch.cuda.device_count():
+        raise GMError(f"{processes} processes need {processes} GPUs, one each; this machine has "
+                      f"{torch.cuda.device_count()}.")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """Turn a user's device choice into a torch.device, with a clear error if it is not there."""
     name = (name or "auto").lower()

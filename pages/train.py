@@ -1,7 +1,7 @@
 import streamlit as st
 
 from gm.config import to_dict
-from gm.device import available_devices
+from gm.device import available_devices, max_processes
 from gm.registry import MODELS, get_spec
 from pages import _forms
 from pages import _ui as ui
@@ -80,7 +80,7 @@ if limits is not None:
 with st.form(f"train-form-{model}"):
     chosen = _forms.config_widgets(spec.config_cls, values, key=f"cfg.{model}",
                                    caps=limits.config_caps() if limits else None)
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 2])
     units = ["steps"] if limits else ["steps", "epochs"]  # the demo caps steps, so it counts in steps
     unit = c1.radio(t("train.length_in"), units, horizontal=True, format_func=lambda u: t(f"train.{u}"))
     most = limits.max_steps if limits and unit == "steps" else None
@@ -88,7 +88,9 @@ with st.form(f"train-form-{model}"):
                              value=min(1000, most or 1000) if unit == "steps" else 5)
     devices = ["auto"] if limits else ["auto", *available_devices()]
     device = c3.selectbox(t("train.device"), devices, help=t("train.device_help"), disabled=limits is not None)
-    name = c4.text_input(t("train.run_name"), help=t("train.run_name_help"))
+    processes = c4.number_input(t("train.processes"), min_value=1, max_value=1 if limits else max_processes(),
+                                value=1, step=1, help=t("train.processes_help"), disabled=limits is not None)
+    name = c5.text_input(t("train.run_name"), help=t("train.run_name_help"))
     submitted = st.form_submit_button(t("train.start"), type="primary")
 
 if submitted:
@@ -96,7 +98,7 @@ if submitted:
         with st.spinner(t("train.preparing")):
             job = rules.start_run(me, model, chosen, steps=int(length) if unit == "steps" else None,
                                   epochs=float(length) if unit == "epochs" else None, device=device,
-                                  runs_dir=ui.runs_dir(), name=name.strip() or None)
+                                  runs_dir=ui.runs_dir(), name=name.strip() or None, processes=int(processes))
         ui.select_run(job.key)
         st.success(t("train.started", name=job.name, status=t("status." + job.status)))
         st.rerun()

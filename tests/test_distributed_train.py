@@ -255,3 +255,56 @@ def test_a_killed_process_fails_the_run_cleanly_and_it_resumes_on_two_and_on_one
     out = _gm(1, ["resume", str(run), "--steps", "10", "--quiet"], tiny_data)
     assert f"Step {last + 10} was trained on 2 process(es); continuing on 1 works but is not bit-exact" in out.stderr
     assert json.loads((run / "state.json").read_text())["step"] == last + 20
+
+
+# ---- the job manager (the app's Train form) starts torchrun jobs ------------------------------
+def test_the_job_manager_trains_a_run_on_two_processes_and_controls_it(tmp_path, tiny_data, monkeypatch):
+    from gm.runs.jobs import JobManager
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    with JobManager() as manager:
+        job = manager.start_run("vae", {"batch_size": 16, "log_every": 5, "sample_every": 1000}, steps=100000,
+                                runs_dir=tmp_path / "runs", name="app", device="cpu", data_dir=str(tiny_data),
+                                processes=2)
+        assert job.device == "cpu x2"
+        _wait_for(lambda: manager.get(job.key).step >= 10)
+        manager.pause(job.key)
+        paused = manager.wait(job.key, ("paused",), timeout=60)
+        assert paused.status == "paused" and paused.requested is None
+        manager.unpause(job.key)
+        _wait_for(lambda: manager.get(job.key).step > paused.step)
+        live = manager.get(job.key)
+        assert live.status == "running" and live.images_per_sec and live.metrics.get("loss")
+        manager.stop(job.key)
+        done = manager.wait(job.key, timeout=60)
+        assert done.status == "stopped" and done.error is None
+        again = manager.resume_run(job.key, steps=5, processes=2)
+        finished = manager.wait(again.key, timeout=120)
+        assert finished.status == "finished", finished.error
+        assert json.loads((Path(job.key) / "state.json").read_text())["step"] == done.step + 5
+
+
+def test_a_torchrun_job_that_dies_before_it_says_why_reports_torchruns_reason(tmp_path):
+    from gm.runs.jobs import _launcher_failure
+    log = tmp_path / "torchrun.log"
+    log.write_text("W1206 warning\nerror: Run 'x' already reached step 5 of 5; pass --steps or --epochs.\n")
+    assert _launcher_failure(log, 1) == ("The torchrun processes exited with code 1 before the run started or ended "
+                                         "cleanly: Run 'x' already reached step 5 of 5; pass --steps or --epochs.")
+
+
+def test_several_processes_are_refused_where_they_cannot_run(tmp_path, tiny_data):
+    from gm.demo import DemoLimits, DemoPolicy
+    from gm.device import check_processes
+    from gm.errors import GMError
+    from gm.runs.jobs import JobManager
+    with pytest.raises(GMError, match="not on MPS"):
+        check_processes(torch.device("mps"), 2)
+    if not torch.cuda.is_available():
+        with pytest.raises(GMError, match="2 processes need 2 GPUs, one each; this machine has 0"):
+            check_processes(torch.device("cuda"), 2)
+    with JobManager() as manager:
+        policy = DemoPolicy(manager, DemoLimits())
+        with pytest.raises(GMError, match="The hosted demo trains each run in one process"):
+            policy.start_run("visitor", "vae", {"batch_size": 16}, steps=5, runs_dir=tmp_path, processes=2)
+        with pytest.raises(GMError, match="--nproc must be between 1 and 256; got 0"):
+            manager.start_run("vae", steps=5, runs_dir=tmp_path, processes=0)

@@ -147,14 +147,23 @@ class SharedPauseStop(PauseStop):
     them at the same step. While paused, the ranks agree again every ``poll`` seconds."""
 
     def __init__(self, control: Control, on_status: Callable[[str], None] | None = None,
-                 poll: float = 0.2) -> None:
+                 poll: float = 0.2, since: float | None = None) -> None:
         super().__init__(control, on_status)
         self.poll = poll
+        self.since = time.time() if since is None else since   # when this process started
         self._file_request: str | None = None
 
     def on_start(self, loop: Loop) -> None:
+        run = loop.session.run
         if loop.session.is_main:
-            loop.session.run.clear_request()   # a previous session's request is not for this one
+            # A request older than this process was for an earlier session (a stop it obeyed);
+            # one written since (the app's stop while the processes were starting) is for this one.
+            try:
+                stale = run.control_path.stat().st_mtime < self.since
+            except OSError:
+                stale = False
+            if stale:
+                run.clear_request()
         super().on_start(loop)
 
     def _requests(self, loop: Loop) -> tuple[bool, bool]:

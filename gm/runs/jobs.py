@@ -21,8 +21,10 @@ and both checkpoint first.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -37,10 +39,11 @@ import torch
 
 from gm.config import from_dict, to_dict
 from gm.data import load_dataset
-from gm.device import resolve_device
+from gm.device import check_processes, resolve_device
 from gm.errors import GMError
 from gm.registry import get_spec
 from gm.runs.folder import RunFolder, default_runs_dir
+from gm.runs.launch import check_nproc, torchrun_command
 from gm.runs.lock import holder
 from gm.runs.loop import (
     Control,
@@ -55,6 +58,7 @@ from gm.runs.loop import (
     take_lock,
     train,
 )
+from gm.runs.reader import MetricsReader
 from gm.runs.session import refuse_weights_only
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
@@ -95,11 +99,32 @@ class JobInfo:
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
 
 
+class _RunFolderControl(Control):
+    """A Control whose requests also go to the run folder's control.json: how a job trained by a
+    torchrun subprocess hears the app's pause, continue and stop (its rank 0 reads the file)."""
+
+    def __init__(self, run: RunFolder) -> None:
+        super().__init__()
+        self.run = run
+
+    def request_stop(self) -> None:
+        super().request_stop()
+        self.run.request("stop")
+
+    def request_pause(self) -> None:
+        super().request_pause()
+        self.run.request("pause")
+
+    def request_continue(self) -> None:
+        super().request_continue()
+        self.run.request("continue")
+
+
 class _Job:
     """Mutable job record; every field is guarded by the manager's lock."""
 
     def __init__(self, plan: ResumePlan, device_key: str,
-                 listener: Callable[[Progress], None] | None) -> None:
+                 listener: Callable[[Progress], None] | None, processes: int = 1) -> None:
         cfg = plan.run.read_config()
         self.key = str(plan.run.path.resolve())
         self.name = plan.run.name
@@ -107,7 +132,8 @@ class _Job:
         self.device_key = device_key
         self.plan: ResumePlan | None = plan
         self.listener = listener
-        self.control = Control()
+        self.processes = processes       # > 1: trained by a torchrun subprocess (gm.runs.torchrun)
+        self.control = Control() if processes == 1 else _RunFolderControl(plan.run)
         self.thread: threading.Thread | None = None
         self.session: Session | None = None
         self.status = "queued"
@@ -121,6 +147,7 @@ class _Job:
         self.error: str | None = None
         self.requested: str | None = None
         self.notes = tuple(plan.notes)
+        self.process: subprocess.Popen | None = None
 
 
 def _device_key(dev: torch.device) -> str:
@@ -212,12 +239,15 @@ class JobManager:
     def start_run(self, model: str, config: Any = None, *, steps: int | None = None,
                   epochs: float | None = None, device: str = "auto", runs_dir: str | os.PathLike | None = None,
                   name: str | None = None, data_dir: str | None = None,
-                  on_progress: Callable[[Progress], None] | None = None) -> JobInfo:
+                  on_progress: Callable[[Progress], None] | None = None, processes: int = 1) -> JobInfo:
         """Create a run folder and queue its training; returns at once (status queued or running).
 
         `config` is the model's config dataclass, a dict of values over its defaults, or None.
-        `on_progress` is called from the training thread after every logged step.
+        `on_progress` is called from the training thread after every logged step (in-process jobs).
+        `processes` > 1 trains it in a torchrun subprocess of that many processes (one GPU each, or
+        gloo on CPUs); the job follows it through the run folder and reaches it through control.json.
         """
+        check_nproc(processes)
         self._check_open()
         spec = get_spec(model)
         config = _config_of(spec, config)
@@ -231,21 +261,22 @@ class JobManager:
                 self._refuse_active(str((runs_dir / name).resolve()), name)
             plan = plan_new(spec.name, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
                             steps=steps, epochs=epochs, dataset=dataset)
-            return self._enqueue(plan, on_progress)
+            return self._enqueue(plan, on_progress, processes)
 
     def resume_run(self, run_dir: str | os.PathLike, *, steps: int | None = None,
                    epochs: float | None = None, device: str | None = None, data_dir: str | None = None,
                    overrides: dict[str, Any] | None = None,
                    on_progress: Callable[[Progress], None] | None = None,
-                   check: Callable[[ResumePlan], None] | None = None) -> JobInfo:
+                   check: Callable[[ResumePlan], None] | None = None, processes: int = 1) -> JobInfo:
         """Queue a run folder to continue from its newest good checkpoint.
 
         Without `steps`/`epochs` it trains to the run's original length; with them, that much more.
         `overrides` change config values from here on (e.g. a lower lr after a divergence) and are
         written to config.json when the job starts. `check(plan)` runs once the run is locked and
         planned, before anything is written (e.g. a memory estimate of plan.config on plan.device):
-        a GMError from it refuses the resume and frees the run.
+        a GMError from it refuses the resume and frees the run. `processes` as in start_run.
         """
+        check_nproc(processes)
         self._check_open()
         run = RunFolder.open(run_dir)
         key = str(run.path.resolve())
@@ -260,14 +291,14 @@ class JobManager:
             spec = get_spec(cfg.get("model", "?"))
             dataset = self.dataset(spec.dataset, data_dir or cfg.get("data_dir"))
             plan = plan_resume(run.path, steps=steps, epochs=epochs, device=device, data_dir=data_dir,
-                               overrides=overrides, dataset=dataset, lock=lock)
+                               overrides=overrides, dataset=dataset, lock=lock, processes=processes)
             _check_memory(plan.spec, plan.config, plan.device)
             if check is not None:
                 check(plan)
             with self._lock:
                 self._check_open()
                 self._refuse_active(key, run.name)
-                return self._enqueue(plan, on_progress)
+                return self._enqueue(plan, on_progress, processes)
         except BaseException:
             lock.release()
             raise
@@ -396,10 +427,14 @@ class JobManager:
             raise GMError(f"Run '{name}' is already {job.status}; pause, continue or stop that job "
                           f"instead of starting it again.")
 
-    def _enqueue(self, plan: ResumePlan, listener: Callable[[Progress], None] | None) -> JobInfo:
+    def _enqueue(self, plan: ResumePlan, listener: Callable[[Progress], None] | None,
+                 processes: int = 1) -> JobInfo:
         """Queue a plan (it holds the run's lock; on an error here the lock is given back)."""
         try:
-            job = _Job(plan, _device_key(plan.device), listener)
+            # A torchrun job takes a device kind's N processes: a queue of its own.
+            check_processes(plan.device, processes)
+            key = _device_key(plan.device) if processes == 1 else f"{plan.device.type} x{processes}"
+            job = _Job(plan, key, listener, processes)
             plan.run.write_state(status="queued", error=None, pid=os.getpid(), host=host_id())
         except BaseException:
             plan.release()
@@ -432,7 +467,8 @@ class JobManager:
             if self._max is not None and self._holding(job.device_key) >= self._max:
                 continue
             job.status = "running"
-            job.thread = threading.Thread(target=self._work, args=(job,), daemon=True,
+            job.thread = threading.Thread(target=self._work if job.processes == 1 else self._work_processes,
+                                          args=(job,), daemon=True,
                                           name=f"gm-job-{job.name}")
             job.thread.start()
             self._changed.notify_all()
@@ -499,6 +535,67 @@ class JobManager:
                 self._dispatch()
                 self._changed.notify_all()
 
+    def _work_processes(self, job: _Job) -> None:
+        """A torchrun subprocess trains the run (gm.runs.torchrun); this thread follows it through
+        state.json and metrics.jsonl until it exits. Its rank 0 takes the run's lock, so the plan's
+        is given back first."""
+        plan = job.plan
+        assert plan is not None
+        run = plan.run
+        status, error = "failed", None
+        try:
+            run.clear_request()
+            args = ["resume", str(run.path), "--quiet", "--device", plan.device.type,
+                    "--steps", str(max(1, plan.total_steps - plan.start))]
+            for key, value in plan.overrides.items():
+                args += ["--set", f"{key}={value}"]
+            data_dir = run.read_config().get("data_dir")
+            if data_dir:
+                args += ["--data-dir", str(data_dir)]
+            log_path = run.path / "torchrun.log"
+            plan.release()
+            with open(log_path, "w", encoding="utf-8") as log:
+                proc = subprocess.Popen(torchrun_command(job.processes, args), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            with self._lock:
+                job.process = proc
+            follower = _ProcessFollower(run, plan.start, job)
+            while proc.poll() is None:
+                self._follow(job, follower)
+                time.sleep(0.5)
+            self._follow(job, follower)
+            state = run.read_state()
+            status = str(state.get("status"))
+            error = state.get("error")
+            if status not in FINAL_STATUSES:   # it died before saying why: torchrun's log does
+                status, error = "failed", _launcher_failure(log_path, proc.returncode)
+                with contextlib.suppress(GMError, OSError):
+                    lock = take_lock(run)
+                    try:
+                        run.write_state(status="failed", error=error)
+                    finally:
+                        lock.release()
+        except GMError as exc:
+            error = str(exc)
+        except OSError as exc:
+            error = _os_error_message(exc)
+        finally:
+            plan.release()
+            with self._lock:
+                job.status, job.error, job.requested, job.process = status, error, None, None
+                job.plan, job.eta_seconds = None, None
+                self._dispatch()
+                self._changed.notify_all()
+
+    def _follow(self, job: _Job, follower: _ProcessFollower) -> None:
+        update = follower.poll()
+        with self._lock:
+            for key, value in update.items():
+                setattr(job, key, value)
+            if job.status == "paused" and job.requested == "pause":
+                job.requested = None
+            self._changed.notify_all()
+
     def _on_progress(self, job: _Job, p: Progress) -> None:
         with self._lock:
             job.step, job.epoch, job.elapsed = p.step, p.epoch, p.elapsed
@@ -518,6 +615,63 @@ class JobManager:
             if status == "paused" and job.requested == "pause":
                 job.requested = None
             self._changed.notify_all()
+
+
+class _ProcessFollower:
+    """What a torchrun job's run folder says about it: status and step from state.json, the latest
+    metrics row and the speed from metrics.jsonl (read incrementally)."""
+
+    def __init__(self, run: RunFolder, start: int, job: _Job) -> None:
+        self.run = run
+        self.reader = MetricsReader(run.metrics_path)
+        self.start = start
+        self.images_per_step = _images_per_step(run)
+        self.rows: list[dict[str, Any]] = []
+
+    def poll(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            state = self.run.read_state()
+        except GMError:
+            state = {}
+        if state.get("status") in ("running", "paused"):
+            out["status"] = state["status"]
+        new = [r for r in self.reader.read_new().records if r["step"] > self.start]
+        if new:
+            self.rows = (self.rows + new)[-2:]
+            last = self.rows[-1]
+            out.update(step=int(last["step"]), epoch=float(last.get("epoch") or 0.0),
+                       elapsed=float(last.get("time") or 0.0),
+                       metrics={k: v for k, v in last.items() if k not in ("step", "epoch", "time")})
+            if len(self.rows) == 2:
+                a, b = self.rows
+                seconds, steps = float(b["time"]) - float(a["time"]), b["step"] - a["step"]
+                if seconds > 0 and steps > 0:
+                    out["images_per_sec"] = steps * self.images_per_step / seconds
+                    total = int(state.get("total_steps") or 0)
+                    out["eta_seconds"] = max(0, total - b["step"]) * seconds / steps if total else None
+        return out
+
+
+def _images_per_step(run: RunFolder) -> int:
+    """Images of one step over all processes, from config.json (for the speed shown)."""
+    cfg = run.read_config()
+    values = cfg.get("config", {})
+    batch = int(values.get("batch_size") or 1)
+    state = run.read_state()
+    processes = int(state.get("processes") or 1)
+    return batch * (processes if values.get("per_rank_batch") else 1)
+
+
+def _launcher_failure(log_path: Path, code: int | None) -> str:
+    """One sentence for a torchrun subprocess that ended without recording a final status."""
+    try:
+        lines = [x.strip() for x in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    except OSError:
+        lines = []
+    errors = [x for x in lines if x.startswith("error:")]
+    detail = errors[-1][len("error:"):].strip() if errors else (lines[-1][:200] if lines else "no output")
+    return f"The torchrun processes exited with code {code} before the run started or ended cleanly: {detail}"
 
 
 def _holds(plan: ResumePlan) -> bool:

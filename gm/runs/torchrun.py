@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from gm.runs.distributed import Group, RankFailed, join, leave
 from gm.runs.folder import RunFolder
 from gm.runs.loop import train
 from gm.runs.session import ResumePlan, Session, open_planned, plan_new, plan_resume
+
+PROCESS_STARTED = time.time()   # requests in control.json older than this were for another session
 
 
 def _essentials(plan: ResumePlan) -> dict[str, Any]:
@@ -98,7 +101,8 @@ def _restore_rank_state(session: Session, group: Group) -> None:
 
 def _callbacks(control: Control, on_progress: Callable[[Progress], None] | None,
                group: Group) -> list[Callback]:
-    callbacks: list[Callback] = [SharedPauseStop(control), MetricsLogger(), SampleGrids(), Checkpointer()]
+    callbacks: list[Callback] = [SharedPauseStop(control, since=PROCESS_STARTED), MetricsLogger(), SampleGrids(),
+                                 Checkpointer()]
     if on_progress is not None and group.is_main:
         callbacks.append(ProgressReporter(on_progress))
     return callbacks
