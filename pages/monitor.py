@@ -15,7 +15,9 @@ if run is None:
 
 with ui.user_errors():
     cfg = run.read_config()
-st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}")
+    processes = run.read_state().get("processes")
+where = f" · {t('monitor.processes', n=processes)}" if isinstance(processes, int) and processes > 1 else ""
+st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}{where}")
 
 c1, c2, c3 = st.columns([3, 2, 1])
 smoothing = c1.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, 0.01, key="mon.smooth", help=t("monitor.smoothing_help"))

@@ -148,3 +148,14 @@ def test_compare_overlays_two_runs(app_runs):
     spec = json.loads(charts[0].proto.spec)
     names = {t.get("name") for t in spec["data"] if t.get("showlegend", True) is not False}
     assert {"a", "b"} <= names
+
+
+def test_train_form_offers_processes_and_monitor_says_how_many_trained_a_run(app_runs):
+    run = finished_run(app_runs)
+    at = open_page("pages/train.py")
+    field = next(n for n in at.number_input if n.label == "Processes")
+    assert field.value == 1 and not field.disabled
+    from gm.runs.folder import RunFolder
+    RunFolder(run.path).write_state(processes=2)   # as torchrun's rank 0 records it
+    at = open_page("pages/monitor.py", run.path)
+    assert any("trained on 2 processes (torchrun)" in c.value for c in at.caption)
