@@ -308,3 +308,26 @@ def test_several_processes_are_refused_where_they_cannot_run(tmp_path, tiny_data
             policy.start_run("visitor", "vae", {"batch_size": 16}, steps=5, runs_dir=tmp_path, processes=2)
         with pytest.raises(GMError, match="--nproc must be between 1 and 256; got 0"):
             manager.start_run("vae", steps=5, runs_dir=tmp_path, processes=0)
+
+
+def test_spectral_norm_vectors_stay_identical_on_every_rank(tmp_path, mnist_dir):
+    """SSGAN (spectral norm in D): every checkpoint compares each rank's weights and spectral-norm
+    vectors with rank 0's (check_ranks_agree) and would stop the run on a difference."""
+    runs = tmp_path / "runs"
+    _gm(2, ["train", "ssgan", "--steps", "4", "--name", "sn", "--runs-dir", str(runs), "--batch-size", "16",
+            "--data-dir", str(mnist_dir), "--set", "width=0.25", "--set", "checkpoint_every=2", *QUIET], mnist_dir)
+    state = json.loads((runs / "sn" / "state.json").read_text())
+    assert state["status"] == "finished" and state["step"] == 4
+    weights = _weights(runs / "sn", 4)
+    assert any(k.endswith("weight_u") or k.endswith("_u") for k in weights)   # the vectors are saved
+
+
+def test_the_rank_fingerprint_leaves_out_per_rank_batch_norm_statistics():
+    from gm.runs.callbacks import weights_fingerprint
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    before = weights_fingerprint(net)
+    net[1].running_mean += 1.0   # another rank's batches: allowed to differ
+    assert weights_fingerprint(net) == before
+    with torch.no_grad():
+        net[0].weight += 1e-3
+    assert weights_fingerprint(net) != before

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gm.config import to_dict
+from gm.errors import GMError
 from gm.images import make_grid, save_png
 from gm.runs.checkpoint import NonFiniteState, is_complete, prune_checkpoints, save_checkpoint
 
@@ -398,6 +399,7 @@ class Checkpointer(Callback):
         then rank 0 alone writes it."""
         ranks = None
         if session.group is not None:
+            check_ranks_agree(session)
             ranks = {"world_size": session.group.world_size,
                      "per_rank_batch": bool(getattr(session.config, "per_rank_batch", False)),
                      "noise_rng": session.group.gather_objects(session.trainer.noise.get_state())}
@@ -427,6 +429,27 @@ class Checkpointer(Callback):
         prune_checkpoints(run.checkpoints_dir, session.config.keep_checkpoints, protect=protect)
         run.write_state(step=t.step, epoch=session.batcher.epoch_float, last_checkpoint=name,
                         elapsed=session.elapsed, best_checkpoint=session.best)
+
+
+def weights_fingerprint(model: torch.nn.Module) -> list[float]:
+    """Per-tensor float64 sums of the weights every rank must hold alike: the parameters and the
+    buffers other than batch norm's statistics (per-rank unless sync_bn), e.g. spectral norm's
+    vectors."""
+    per_rank = ("running_mean", "running_var", "num_batches_tracked")
+    tensors = [t for name, t in model.state_dict().items() if not name.endswith(per_rank)]
+    return torch.stack([t.detach().double().sum() for t in tensors]).cpu().tolist() if tensors else []
+
+
+def check_ranks_agree(session: Session) -> None:
+    """Under torchrun, at every checkpoint: the ranks still hold the same weights (rank 0 writes its
+    own for all of them); a difference is a bug, stopped here with one sentence, not saved."""
+    assert session.group is not None
+    prints = session.group.gather_objects(weights_fingerprint(session.trainer.model))
+    for rank, other in enumerate(prints[1:], start=1):
+        if other != prints[0]:
+            raise GMError(f"The weights of rank {rank} differ from rank 0's at step {session.trainer.step}; "
+                          f"the processes no longer train one model. Resume from the last checkpoint and "
+                          f"report this as a bug.")
 
 
 def default_callbacks(control: Control | None = None, on_progress: Callable[[Progress], None] | None = None,
