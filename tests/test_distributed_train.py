@@ -331,3 +331,14 @@ def test_the_rank_fingerprint_leaves_out_per_rank_batch_norm_statistics():
     with torch.no_grad():
         net[0].weight += 1e-3
     assert weights_fingerprint(net) != before
+
+
+def test_epochs_count_the_global_batch_of_all_processes():
+    from gm.registry import get_spec
+    from gm.runs.session import _total_steps, global_batch_size
+    config = get_spec("vae").config_cls(batch_size=16)
+    assert global_batch_size(config, 4) == 16                       # split over the processes
+    assert _total_steps(None, 1.0, 1600, config, 4) == 100
+    per_rank = get_spec("vae").config_cls(batch_size=16, per_rank_batch=True)
+    assert global_batch_size(per_rank, 4) == 64 and global_batch_size(per_rank, 1) == 16
+    assert _total_steps(None, 1.0, 1600, per_rank, 4) == 25         # 4 x 16 images per step

@@ -33,6 +33,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -59,7 +60,7 @@ from gm.runs.loop import (
     train,
 )
 from gm.runs.reader import MetricsReader
-from gm.runs.session import refuse_weights_only
+from gm.runs.session import global_batch_size, refuse_weights_only
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
 FINAL_STATUSES = ("finished", "stopped", "failed", "diverged")
@@ -260,7 +261,7 @@ class JobManager:
             if name is not None:
                 self._refuse_active(str((runs_dir / name).resolve()), name)
             plan = plan_new(spec.name, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
-                            steps=steps, epochs=epochs, dataset=dataset)
+                            steps=steps, epochs=epochs, dataset=dataset, processes=processes)
             return self._enqueue(plan, on_progress, processes)
 
     def resume_run(self, run_dir: str | os.PathLike, *, steps: int | None = None,
@@ -655,12 +656,10 @@ class _ProcessFollower:
 
 def _images_per_step(run: RunFolder) -> int:
     """Images of one step over all processes, from config.json (for the speed shown)."""
-    cfg = run.read_config()
-    values = cfg.get("config", {})
-    batch = int(values.get("batch_size") or 1)
-    state = run.read_state()
-    processes = int(state.get("processes") or 1)
-    return batch * (processes if values.get("per_rank_batch") else 1)
+    values = run.read_config().get("config", {})
+    config = SimpleNamespace(batch_size=int(values.get("batch_size") or 1),
+                             per_rank_batch=bool(values.get("per_rank_batch")))
+    return global_batch_size(config, int(run.read_state().get("processes") or 1))
 
 
 def _launcher_failure(log_path: Path, code: int | None) -> str:

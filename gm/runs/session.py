@@ -119,16 +119,17 @@ def steps_for_epochs(epochs: float, dataset_size: int, batch_size: int, config: 
 
 def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
                data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
-               dataset=None) -> tuple[RunFolder, int]:
+               dataset=None, processes: int = 1) -> tuple[RunFolder, int]:
     """Create a run folder (config.json, state.json with total_steps) without building a trainer or
     taking its lock: to train it, use :func:`plan_new`, which locks the new folder at once.
+    `processes`: how many torchrun processes will train it (epochs count their global batch).
 
     Returns (run, total_steps).
     """
     spec = get_spec(model)
     dev = resolve_device(device)
     dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
-    total = _total_steps(steps, epochs, len(dataset), config)
+    total = _total_steps(steps, epochs, len(dataset), config, processes)
     if config.batch_size > len(dataset):
         raise GMError(f"batch_size {config.batch_size} is larger than the dataset ({len(dataset)} images).")
     run = RunFolder.create(runs_dir, name, run_config(model, config, device, data_dir, dataset))
@@ -138,13 +139,13 @@ def create_run(model: str, config: Any, *, runs_dir, name: str | None = None, de
 
 def plan_new(model: str, config: Any, *, runs_dir, name: str | None = None, device: str = "auto",
              data_dir: str | None = None, steps: int | None = None, epochs: float | None = None,
-             dataset=None) -> ResumePlan:
+             dataset=None, processes: int = 1) -> ResumePlan:
     """Create a run folder (create_run), take its lock and plan its first session, from step 0."""
     spec = get_spec(model)
     dev = resolve_device(device)
     dataset = dataset if dataset is not None else load_dataset(spec.dataset, data_dir)
     run, total = create_run(model, config, runs_dir=runs_dir, name=name, device=device, data_dir=data_dir,
-                            steps=steps, epochs=epochs, dataset=dataset)
+                            steps=steps, epochs=epochs, dataset=dataset, processes=processes)
     return ResumePlan(run=run, spec=spec, config=config, device=dev, dataset=dataset, checkpoint=None,
                       start=0, total_steps=total, overrides={}, lock=take_lock(run))
 
@@ -157,7 +158,7 @@ def new_session(model: str, config: Any, *, runs_dir, name: str | None = None, d
                                      data_dir=data_dir, steps=steps, epochs=epochs, dataset=dataset))
 
 
-def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any) -> int:
+def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any, processes: int = 1) -> int:
     if steps is not None and epochs is not None:
         raise GMError("Give either --steps or --epochs, not both.")
     if steps is not None:
@@ -167,8 +168,15 @@ def _total_steps(steps: int | None, epochs: float | None, n: int, config: Any) -
     if epochs is not None:
         if not math.isfinite(epochs) or epochs <= 0:
             raise GMError(f"--epochs must be a positive, finite number; got {epochs}.")
-        return steps_for_epochs(epochs, n, config.batch_size, config)
-    return steps_for_epochs(1, n, config.batch_size, config)
+        return steps_for_epochs(epochs, n, global_batch_size(config, processes), config)
+    return steps_for_epochs(1, n, global_batch_size(config, processes), config)
+
+
+def global_batch_size(config: Any, processes: int = 1) -> int:
+    """Images per batch over all processes: the config's batch_size, or N times it with
+    per_rank_batch (each of N torchrun processes takes batch_size)."""
+    per_rank = processes > 1 and getattr(config, "per_rank_batch", False)
+    return int(config.batch_size) * (processes if per_rank else 1)
 
 
 def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int,
@@ -180,8 +188,7 @@ def _build(run: RunFolder, spec, config, dataset, dev: torch.device, total: int,
     # batches from every domain. Under torchrun every rank walks the same global batches and keeps
     # its shard of each.
     world, rank = (group.world_size, group.rank) if group is not None else (1, 0)
-    global_batch = config.batch_size * (world if getattr(config, "per_rank_batch", False) else 1)
-    batcher = make_batcher(dataset, global_batch, config.seed, dev, with_labels=trainer.wants_labels,
+    batcher = make_batcher(dataset, global_batch_size(config, world), config.seed, dev, with_labels=trainer.wants_labels,
                            with_factor_classes=trainer.wants_factor_classes, domains=config.domain_split(),
                            shard=(rank, world))
     return Session(run=run, spec=spec, config=config, trainer=trainer, batcher=batcher, device=dev,
@@ -269,7 +276,7 @@ def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_d
                          f"works but is not bit-exact (the data shards and the sums of gradients differ).")
     prior_total = int(state.get("total_steps") or 0)
     if steps is not None or epochs is not None:
-        total = start + _total_steps(steps, epochs, len(dataset), config)
+        total = start + _total_steps(steps, epochs, len(dataset), config, processes)
     elif prior_total > start:
         total = prior_total
     else:

@@ -159,7 +159,7 @@ def train_new(model: str, config: Any, *, runs_dir, name: str | None, device: st
     """``gm train`` under torchrun."""
     return run("train", device=device, data_dir=data_dir, on_progress=on_progress,
                plan_on_main=lambda dev, n: plan_new(model, config, runs_dir=runs_dir, name=name, device=dev,
-                                                 data_dir=data_dir, steps=steps, epochs=epochs))
+                                                    data_dir=data_dir, steps=steps, epochs=epochs, processes=n))
 
 
 def resume(run_dir, *, steps: int | None, epochs: float | None, device: str | None, data_dir: str | None,
