@@ -19,6 +19,7 @@ One job per module:
     translation  translation models against ground truth: target accuracy, content error, IoU / L1 with
                  the true counterpart, position error, cycle L1, per domain pair; the translation grid
     evaluate     orchestration used by the CLI and the app: fid(), evaluate(), estimate()
+    sharding     the same evaluation split over torchrun processes (`--nproc N`), numbers unchanged
     cli          `python -m gm stats | fid | eval`
 
 Import the submodules you need; this package imports nothing heavy on its own.

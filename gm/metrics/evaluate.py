@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,12 +41,17 @@ from gm.metrics.features import (
     measure_rate,
 )
 from gm.metrics.frechet import frechet_distance, mean_and_cov
+from gm.metrics.sharding import gather_arrays, local_count, main_then_share, shard, world_size
 from gm.metrics.sources import Source, open_source, real_images, sample_batches
 from gm.metrics.stats import cached_or_none, key_id, load_cached, make_key, real_stats, save_cached
 from gm.models.base import ClassConditional, Encodes, SamplesFromNoise, Translates
 
+if TYPE_CHECKING:
+    from gm.runs.distributed import Group
+
 FEATURES = ("inception", "classifier", "offline")
 DEFAULT_N = 5000
+MIG_BATCH = 500      # images per encoder call for MIG
 LogFn = Callable[[str], None]
 
 
@@ -174,18 +179,22 @@ class _SourceStats:
 
 
 def _source_stats(src: Source, run: _Run | None, extractor: Extractor | None, n: int, seed: int,
-                  tracker: Tracker) -> _SourceStats:
+                  tracker: Tracker, group: Group | None = None) -> _SourceStats:
+    """Statistics of a source; with a process `group`, each rank measures its share of the batches
+    (gm.metrics.sharding) and every rank gets the statistics of all of them."""
     if src.kind == "stats":
         assert src.mu is not None and src.sigma is not None
         return _SourceStats(src.mu, src.sigma, int(src.meta.get("n", 0) or 0))
     assert extractor is not None
+    size = extractor.batch_size
+    lo, hi = shard(_n_images(src, n), size, group)
     if run is not None:
         # Samples are drawn chunk by chunk as the extractor asks for them: never all n images at once.
-        batches = _rebatch(sample_batches(run.model, n, seed), extractor.batch_size)
+        batches = _rebatch(sample_batches(run.model, n, seed, start=lo, stop=hi), size)
     else:
         assert src.images is not None
-        batches = src.images.batches(extractor.batch_size)
-    moments = extract_moments(extractor, batches, tracker)
+        batches = src.images.batches(size, lo, hi)
+    moments = extract_moments(extractor, batches, tracker, group=group)
     mu, sigma = moments.mean_and_cov()
     return _SourceStats(mu, sigma, moments.n, moments.factor())
 
@@ -222,17 +231,43 @@ def announce_estimate(extractor: Extractor, images: int, shape: tuple[int, int, 
             + (f"; {real:,} of them are real images, cached afterwards" if real else ""))
 
 
+def _need_dataset(a: str | Path) -> GMError:
+    return GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites "
+                   f"(or give B).")
+
+
+def check_sources(a: str | Path, b: str | Path | None = None, *, dataset: str | None = None,
+                  images_only: bool = False) -> None:
+    """The checks fid() (and, with images_only, evaluate()) makes of its sources before any model or
+    feature work, with the same one-sentence errors: the CLI runs them once before it starts several
+    processes, so a mistyped path is one line rather than one per process and a launcher report."""
+    src_a = open_source(a)
+    if images_only and src_a.kind == "stats":
+        raise GMError(f"{a} holds statistics, not images; `eval` needs a run folder or images.")
+    src_b = open_source(b) if b is not None else None
+    ds = _dataset_of([src_a, src_b], dataset)
+    if src_b is None and ds is None:
+        if images_only:
+            raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
+        raise _need_dataset(a)
+
+
 def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, features: str = "inception",
         dataset: str | None = None, seed: int = 0, real_seed: int = 0, split: str = "train",
         device: str = "auto", data_dir: str | None = None, inception_weights: str | None = None,
         extractor: Extractor | None = None, progress: ProgressFn | None = None,
         cancel: threading.Event | None = None, record: bool = True, log: LogFn | None = None,
-        cache_folder: Path | None = None) -> FIDResult:
+        cache_folder: Path | None = None, group: Group | None = None) -> FIDResult:
     """FID between A and B (each a run folder, image folder, images .npz or stats .npz).
 
     Without B, A is compared with the cached statistics of n real images of its dataset (chosen with
     `real_seed`). A run folder is sampled n times from its latest checkpoint with `seed`. When A is a
     run folder the result is appended to its eval.jsonl (unless record=False).
+
+    With a process `group` (gm.runs.distributed; every rank calls fid with the same arguments and
+    its own `device`), each rank samples and measures its share of the images, the statistics are
+    summed over the ranks in float64 and rank 0 computes, records and hands out the same result:
+    equal to one process's (gm.metrics.sharding). Progress then counts this rank's share.
     """
     from gm.device import resolve_device
 
@@ -246,8 +281,7 @@ def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, featu
     src_b = open_source(b) if b is not None else None
     ds = _dataset_of([src_a, src_b], dataset)
     if src_b is None and ds is None:
-        raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites "
-                      f"(or give B).")
+        raise _need_dataset(a)
     runs = {id(s): _open_run(s.path, dev) for s in (src_a, src_b) if s is not None and s.kind == "run"}
     run_a, run_b = runs.get(id(src_a)), runs.get(id(src_b)) if src_b is not None else None
     needs_features = src_a.kind != "stats" or src_b is None or src_b.kind != "stats"
@@ -256,41 +290,48 @@ def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, featu
     if extractor is not None:
         features = extractor.kind
 
-    tracker = Tracker(_n_images(src_a, n) + (_n_images(src_b, n) if src_b else 0), progress, cancel)
+    size = extractor.batch_size if extractor is not None else 1
+    tracker = Tracker(local_count(_n_images(src_a, n), size, group)
+                      + (local_count(_n_images(src_b, n), size, group) if src_b else 0), progress, cancel)
     if log is not None and extractor is not None and dev.type == "cpu":
         real = 0
         if src_b is None:
             real = 0 if cached_or_none(ds, extractor, n=n, seed=real_seed, split=split, data_dir=data_dir,
-                                       folder=cache_folder) else n
+                                       folder=cache_folder) else local_count(n, size, group)
         shape = _image_shape(src_a, run_a) or (_image_shape(src_b, run_b) if src_b else None)
         announce_estimate(extractor, tracker.total + real, shape, log, real)
 
-    st_a = _source_stats(src_a, run_a, extractor, n, seed, tracker)
+    st_a = _source_stats(src_a, run_a, extractor, n, seed, tracker, group)
     mu_a, sigma_a, n_a = st_a.mu, st_a.sigma, st_a.n
     factor_b = None
     if src_b is None:
         assert extractor is not None and ds is not None
         ref = real_stats(ds, extractor, n=n, seed=real_seed, split=split, data_dir=data_dir, tracker=tracker,
-                         folder=cache_folder)
+                         folder=cache_folder, group=group)
         if log is not None:
             log(f"real statistics {'from cache' if ref.cached else 'computed and cached'}: {ref.path}")
         mu_b, sigma_b, n_b, stats_key = ref.mu, ref.sigma, ref.n, ref.key_id
         b_desc = f"{ds} {split} real n={n} seed={real_seed}"
     else:
-        st_b = _source_stats(src_b, run_b, extractor, n, seed, tracker)
+        st_b = _source_stats(src_b, run_b, extractor, n, seed, tracker, group)
         mu_b, sigma_b, n_b, factor_b = st_b.mu, st_b.sigma, st_b.n, st_b.factor
         stats_key = key_id(src_b.meta) if src_b.kind == "stats" and src_b.meta else _content_id(mu_b, sigma_b)
         b_desc = str(src_b.path)
     if extractor is not None and (mu_a.shape[0] != extractor.dims or mu_b.shape[0] != extractor.dims):
         raise GMError(f"The statistics are {mu_a.shape[0]}-d and {mu_b.shape[0]}-d but {extractor.kind} features "
                       f"are {extractor.dims}-d; use statistics made with the same --features.")
-    value = frechet_distance(mu_a, sigma_a, mu_b, sigma_b, factor1=st_a.factor, factor2=factor_b)
-    result = FIDResult(value, features, extractor.name if extractor else "stats", n_a, n_b, str(src_a.path),
-                       b_desc, stats_key, run_a.step if run_a else None, seed, time.perf_counter() - start)
-    if record and run_a is not None:
-        run_a.run.append_eval({"step": run_a.step, "metric": "fid", "value": value, "n": n_a, "features": features,
-                               "stats_key": stats_key, "time": _now(), "seed": seed})
-    return result
+
+    def finish() -> FIDResult:
+        # Rank 0 alone: the eigenvalue problem costs seconds at 2,048 dimensions, and only one may record.
+        value = frechet_distance(mu_a, sigma_a, mu_b, sigma_b, factor1=st_a.factor, factor2=factor_b)
+        result = FIDResult(value, features, extractor.name if extractor else "stats", n_a, n_b, str(src_a.path),
+                           b_desc, stats_key, run_a.step if run_a else None, seed, time.perf_counter() - start)
+        if record and run_a is not None:
+            run_a.run.append_eval({"step": run_a.step, "metric": "fid", "value": value, "n": n_a,
+                                   "features": features, "stats_key": stats_key, "time": _now(), "seed": seed})
+        return result
+
+    return main_then_share(group, finish)
 
 
 def estimate(a: str | Path, *, n: int = DEFAULT_N, features: str = "inception", dataset: str | None = None,
@@ -326,7 +367,8 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int | None = None,
              split: str = "train", device: str = "auto", data_dir: str | None = None, inception: bool = False,
              inception_weights: str | None = None, inception_extractor: Extractor | None = None,
              progress: ProgressFn | None = None, cancel: threading.Event | None = None, record: bool = True,
-             log: LogFn | None = None, cache_folder: Path | None = None) -> dict[str, Any]:
+             log: LogFn | None = None, cache_folder: Path | None = None,
+             group: Group | None = None) -> dict[str, Any]:
     """Every metric that applies to A (a run folder, image folder or images .npz), as one flat dict.
 
     Classifier FID, mode coverage (class histogram, classes covered, KL to uniform), precision /
@@ -334,11 +376,18 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int | None = None,
     runs on dSprites, and Inception FID when `inception` is true. A translation run gets the
     translation figures instead (gm.metrics.translation; `n` images per domain pair).
     `n` defaults to 5,000 images (the assignment's minimum), and to 500 per pair for a translation run.
+
+    With a process `group` (gm.runs.distributed; every rank calls evaluate with the same arguments and
+    its own `device`): sampling and every feature pass (classifier, offline evaluator, encoder,
+    Inception; a translation run's translations) are split among the ranks by whole batches
+    (gm.metrics.sharding); per-image features and predictions are gathered in one-process order and
+    Inception statistics summed in float64. The figures that need every image at once (the Fréchet
+    distances, k-NN precision / recall and density / coverage, histograms, within-class diversity,
+    MIG's binning) are then computed on rank 0 only, from exactly the arrays one process has, and
+    recorded there; every rank returns rank 0's dict. Progress counts this rank's share.
     """
     from gm.device import resolve_device
     from gm.metrics.classifiers import ClassifierFeatures, load_classifier
-    from gm.metrics.coverage import conditional_accuracy, coverage
-    from gm.metrics.prd import precision_recall
 
     start = time.perf_counter()
     dev = resolve_device(device)
@@ -353,7 +402,7 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int | None = None,
         return _evaluate_translation(_open_run(src.path, dev, translates=True), ds, n=n or TRANSLATION_N,
                                      seed=seed, split=split,
                                      device=dev, data_dir=data_dir, progress=progress, cancel=cancel,
-                                     record=record, log=log, start=start)
+                                     record=record, log=log, start=start, group=group)
     n = n or DEFAULT_N
     run = _open_run(src.path, dev) if src.kind == "run" else None
     cf = ClassifierFeatures(load_classifier(ds, dev))
@@ -362,91 +411,147 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int | None = None,
     do_mig = run is not None and isinstance(run.model, Encodes) and _has_factors(ds)
     n_gen = _n_images(src, n)
     real = real_images(ds, n, real_seed, split, data_dir)
-    tracker = Tracker(n_gen + n + (n_gen if conditional else 0) + (len(real.images) if do_mig else 0),
-                      progress, cancel)
+    size = cf.batch_size
+    what = COVERAGE_OF[ds][0]
+    tracker = Tracker(local_count(n_gen, size, group) + local_count(n, size, group)
+                      + (local_count(n_gen, size, group) if conditional else 0)
+                      + (local_count(len(real.images), MIG_BATCH, group) if do_mig else 0), progress, cancel)
 
-    # Generated images: classifier features and predictions in one pass, kept as 8-bit for Inception.
-    kept: list[torch.Tensor] = []
-    feats: list[np.ndarray] = []
-    preds: dict[str, list[np.ndarray]] = {}
-    batches = _rebatch(sample_batches(run.model, n, seed), cf.batch_size) if run else src.images.batches(cf.batch_size)
+    # Generated images: classifier features and predictions in one pass, kept as 8-bit for the offline
+    # evaluator and Inception (8-bit is what they were quantised to: nothing is lost, and ranks send less).
+    lo, hi = shard(n_gen, size, group)
+    parts: dict[str, list[np.ndarray]] = {"feats": [], "kept": []}
+    batches = _rebatch(sample_batches(run.model, n, seed, start=lo, stop=hi), size) if run else \
+        src.images.batches(size, lo, hi)
     for x in batches:
         tracker.check()
         f, p = cf.features_and_predictions(x)
-        feats.append(f)
+        parts["feats"].append(f)
         for k, v in p.items():
-            preds.setdefault(k, []).append(v)
-        kept.append(torch.round(x * 255).to(torch.uint8))
+            parts.setdefault(f"pred:{k}", []).append(v)
+        parts["kept"].append(torch.round(x * 255).to(torch.uint8).numpy())
         tracker.advance(x.shape[0])
-    gen_feats = np.concatenate(feats)
-    gen_preds = {k: np.concatenate(v) for k, v in preds.items()}
+    gen = gather_arrays(parts, group)
+    gen_feats, kept = gen.pop("feats"), torch.from_numpy(gen.pop("kept"))
+    gen_preds = {k.removeprefix("pred:"): v for k, v in gen.items()}
 
-    real_feats = extract(cf, real.images.batches(cf.batch_size), tracker)
-    key = make_key(ds, split, n, real_seed, cf, real.fingerprint)
-    ref = load_cached(key, cache_folder)
-    if ref is None:  # keep the cache in step, so `fid --features classifier` later reuses exactly these
-        mu_r, sigma_r = mean_and_cov(real_feats)
-        save_cached(key, mu_r, sigma_r, cache_folder)
-    else:
-        mu_r, sigma_r = ref.mu, ref.sigma
-    stats_key = key_id(key)
-    mu_g, sigma_g = mean_and_cov(gen_feats)
+    lo, hi = shard(len(real.images), size, group)
+    local = [extract(cf, real.images.batches(size, lo, hi), tracker)] if hi > lo else []
+    real_feats = gather_arrays({"feats": local}, group)["feats"]
 
-    result: dict[str, Any] = {"source": str(src.path), "dataset": ds, "step": run.step if run else None,
-                              "n": int(gen_feats.shape[0]), "n_real": n, "seed": seed, "real_seed": real_seed,
-                              "stats_key": stats_key, "classifier": cf.name}
-    result["fid_classifier"] = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
-    what, names = COVERAGE_OF[ds]
-    cov = coverage(gen_preds[what], len(names))
-    result.update({"coverage_of": what, "class_names": list(names), **cov})
-    result.update(precision_recall(real_feats, gen_feats, k=3))
+    of = _offline_features(ds, dev)
+    offline = None
+    if of is not None:
+        # Not counted in the progress: it re-reads images already counted and takes a fraction of the
+        # classifier pass.
+        tracker.check()
+        offline = (*_offline_all(of, lambda lo, hi: kept[lo:hi].float() / 255, len(kept), group),
+                   *_offline_all(of, real.images.batch, len(real.images), group))
+        tracker.check()
 
-    result.update(_offline_metrics(ds, dev, kept, real, n, split, real_seed, cache_folder, tracker))
-
+    labels = cond = cond_probs = None
     if conditional:
         labels = torch.arange(n_gen) % int(run.model.num_classes)
-        got, images = [], []
-        for x in _rebatch(sample_batches(run.model, n_gen, seed, labels=labels), cf.batch_size):
+        lo, hi = shard(n_gen, size, group)
+        cparts: dict[str, list[np.ndarray]] = {"got": [], "images": []}
+        for x in _rebatch(sample_batches(run.model, n_gen, seed, labels=labels, start=lo, stop=hi), size):
             tracker.check()
-            got.append(cf.features_and_predictions(x)[1][what])
-            images.append(x)
+            cparts["got"].append(cf.features_and_predictions(x)[1][what])
+            cparts["images"].append(torch.round(x * 255).to(torch.uint8).numpy())
             tracker.advance(x.shape[0])
-        result["acgan_accuracy"] = conditional_accuracy(np.concatenate(got), labels.numpy())
-        result.update(_recognised_as_requested(ds, dev, torch.cat(images), labels))
+        cond = gather_arrays(cparts, group)
+        if of is not None:
+            cond_images = torch.from_numpy(cond["images"])
+            cond_probs = _offline_all(of, lambda lo, hi: cond_images[lo:hi].float() / 255, n_gen, group)[1]
 
-    if do_mig:
-        result.update(_mig_of_run(run, real, dev, tracker))
+    codes = _mig_codes(run, real, dev, tracker, group) if do_mig else None
 
+    moments = ref_i = None
     if inception:
-        gen_set = ImageSet(torch.cat(kept), 255.0, "generated")
+        gen_set = ImageSet(kept, 255.0, "generated")
         ext = inception_extractor or get_extractor("inception", ds, dev, inception_weights)
+        lo, hi = shard(len(gen_set), ext.batch_size, group)
         if log is not None and dev.type == "cpu":
             real_left = 0 if cached_or_none(ds, ext, n=n, seed=real_seed, split=split, data_dir=data_dir,
-                                            folder=cache_folder) else n
-            announce_estimate(ext, len(gen_set) + real_left, gen_set.image_shape, log, real_left)
-        tracker.add_work(len(gen_set))
+                                            folder=cache_folder) else local_count(n, ext.batch_size, group)
+            announce_estimate(ext, hi - lo + real_left, gen_set.image_shape, log, real_left)
+        tracker.add_work(hi - lo)
         ref_i = real_stats(ds, ext, n=n, seed=real_seed, split=split, data_dir=data_dir, tracker=tracker,
-                           folder=cache_folder)
-        moments = extract_moments(ext, gen_set.batches(ext.batch_size), tracker)
-        mu_i, sigma_i = moments.mean_and_cov()
-        result["fid_inception"] = frechet_distance(mu_i, sigma_i, ref_i.mu, ref_i.sigma, factor1=moments.factor())
-        result["stats_key_inception"] = ref_i.key_id
+                           folder=cache_folder, group=group)
+        moments = extract_moments(ext, gen_set.batches(ext.batch_size, lo, hi), tracker, group=group)
 
-    result["seconds"] = round(time.perf_counter() - start, 3)
-    if record and run is not None:
-        _record(run, result)
-    if log is not None:
-        log(f"evaluated {result['n']:,} images in {format_seconds(result['seconds'])}")
-    return result
+    def finish() -> dict[str, Any]:
+        from gm.metrics.coverage import conditional_accuracy, coverage
+        from gm.metrics.prd import precision_recall
+
+        key = make_key(ds, split, n, real_seed, cf, real.fingerprint)
+        ref = load_cached(key, cache_folder)
+        if ref is None:  # keep the cache in step, so `fid --features classifier` later reuses exactly these
+            mu_r, sigma_r = mean_and_cov(real_feats)
+            save_cached(key, mu_r, sigma_r, cache_folder)
+        else:
+            mu_r, sigma_r = ref.mu, ref.sigma
+        stats_key = key_id(key)
+        mu_g, sigma_g = mean_and_cov(gen_feats)
+
+        result: dict[str, Any] = {"source": str(src.path), "dataset": ds, "step": run.step if run else None,
+                                  "n": int(gen_feats.shape[0]), "n_real": n, "seed": seed, "real_seed": real_seed,
+                                  "stats_key": stats_key, "classifier": cf.name}
+        result["fid_classifier"] = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
+        names = COVERAGE_OF[ds][1]
+        cov = coverage(gen_preds[what], len(names))
+        result.update({"coverage_of": what, "class_names": list(names), **cov})
+        result.update(precision_recall(real_feats, gen_feats, k=3))
+
+        if offline is not None:
+            result.update(_offline_metrics(ds, of, *offline, real, n, split, real_seed, cache_folder))
+
+        if conditional:
+            assert labels is not None and cond is not None
+            result["acgan_accuracy"] = conditional_accuracy(cond["got"], labels.numpy())
+            if cond_probs is not None:
+                result.update(_recognised_as_requested(cond_probs, labels))
+
+        if codes is not None:
+            from gm.metrics.mig import mig
+            out = mig(codes, real.dataset.factor_classes[real.indices].numpy(), tuple(real.dataset.factor_names))
+            result.update({"mig": out["mig"], "mig_per_factor": out["per_factor"]})
+
+        if moments is not None and ref_i is not None:
+            mu_i, sigma_i = moments.mean_and_cov()
+            result["fid_inception"] = frechet_distance(mu_i, sigma_i, ref_i.mu, ref_i.sigma, factor1=moments.factor())
+            result["stats_key_inception"] = ref_i.key_id
+
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        if record and run is not None:
+            _record(run, result)
+        if log is not None:
+            log(f"evaluated {result['n']:,} images in {format_seconds(result['seconds'])}"
+                + (f" on {world_size(group)} processes" if world_size(group) > 1 else ""))
+        return result
+
+    return main_then_share(group, finish)
 
 
-def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real: Any, n: int, split: str,
-                     real_seed: int, cache_folder: Path | None, tracker: Tracker) -> dict[str, Any]:
+def _offline_all(of: Any, images: Callable[[int, int], torch.Tensor], total: int,
+                 group: Group | None) -> tuple[np.ndarray, np.ndarray]:
+    """(features, probabilities) of the offline evaluator for images [0, total) (`images(lo, hi)` gives
+    a range in [0, 1]), each rank taking its share in whole batches of the evaluator's batch size."""
+    lo, hi = shard(total, of.batch_size, group)
+    parts: dict[str, list[np.ndarray]] = {"f": [], "p": []}
+    if hi > lo:
+        f, p = of.all(images(lo, hi))
+        parts = {"f": [f], "p": [p]}
+    out = gather_arrays(parts, group)
+    return out["f"], out["p"]
+
+
+def _offline_metrics(ds: str, of: Any, g_feats: np.ndarray, g_probs: np.ndarray, r_feats: np.ndarray,
+                     r_probs: np.ndarray, real: Any, n: int, split: str, real_seed: int,
+                     cache_folder: Path | None) -> dict[str, Any]:
     """fid_offline, recognisable_share(_real) and within_class_diversity on the offline evaluator's
-    features (gm.metrics.offline), from the generated images already drawn and the same real images.
-    Datasets without an offline evaluator (or a checkout without its weights) get none of these keys.
-    The pass is not counted in the progress: it re-reads images already counted and takes a fraction
-    of the classifier pass."""
+    features (gm.metrics.offline) of the generated images already drawn and of the same real images.
+    Datasets without an offline evaluator (or a checkout without its weights) get none of these keys."""
     from gm.metrics.offline import (
         classes_recognised,
         recognisable_share,
@@ -454,14 +559,6 @@ def _offline_metrics(ds: str, dev: torch.device, kept: list[torch.Tensor], real:
     )
     from gm.metrics.prd import density_coverage, precision_recall
 
-    of = _offline_features(ds, dev)
-    if of is None:
-        return {}
-    tracker.check()
-    gen = torch.cat(kept).float() / 255
-    g_feats, g_probs = of.all(gen)
-    r_feats, r_probs = of.all(real.images.batch(0, len(real.images)))
-    tracker.check()
     key = make_key(ds, split, n, real_seed, of, real.fingerprint)
     ref = load_cached(key, cache_folder)
     if ref is None:
@@ -495,54 +592,59 @@ def _offline_features(ds: str, dev: torch.device) -> Any:
         return None
 
 
-def _recognised_as_requested(ds: str, dev: torch.device, images: torch.Tensor,
-                             labels: torch.Tensor) -> dict[str, Any]:
+def _recognised_as_requested(probs: np.ndarray, labels: torch.Tensor) -> dict[str, Any]:
     """Share of a conditional model's samples the offline evaluator recognises (probability >= 0.9)
     as the class they were asked for: stricter than acgan_accuracy, which credits any argmax."""
     from gm.metrics.offline import recognised_class
 
-    of = _offline_features(ds, dev)
-    if of is None:
-        return {}
-    probs = of.all(images)[1]
     return {"recognised_as_requested": float((recognised_class(probs) == labels.numpy()).mean())}
 
 
-def _mig_of_run(run: _Run, real: Any, dev: torch.device, tracker: Tracker) -> dict[str, Any]:
-    """MIG of a VAE-family run's encoder means on the real dSprites images (and their factors)."""
-    from gm.metrics.mig import encode, mig, model_encoder
+def _mig_codes(run: _Run | None, real: Any, dev: torch.device, tracker: Tracker,
+               group: Group | None) -> np.ndarray | None:
+    """A VAE-family run's encoder means of the real dSprites images (MIG's input; each rank encodes its
+    share, gathered in order), or None when the model has no encoder to read."""
+    from gm.metrics.mig import encode, model_encoder
 
-    encoder = model_encoder(run.model)
+    encoder = model_encoder(run.model) if run is not None else None
+    lo, hi = shard(len(real.images), MIG_BATCH, group)
     if encoder is None:
-        tracker.advance(len(real.images))
-        return {}
-    codes = encode(encoder, real.images.data.float() / real.images.max_value, dev, tracker=tracker)
-    out = mig(codes, real.dataset.factor_classes[real.indices].numpy(), tuple(real.dataset.factor_names))
-    return {"mig": out["mig"], "mig_per_factor": out["per_factor"]}
+        tracker.advance(hi - lo)
+        return None
+    local = [encode(encoder, real.images.data[lo:hi].float() / real.images.max_value, dev, batch_size=MIG_BATCH,
+                    tracker=tracker)] if hi > lo else []
+    return gather_arrays({"codes": local}, group)["codes"]
 
 
 def _evaluate_translation(run: _Run, ds: str, *, n: int, seed: int, split: str, device: torch.device,
                           data_dir: str | None, progress: ProgressFn | None, cancel: threading.Event | None,
-                          record: bool, log: LogFn | None, start: float) -> dict[str, Any]:
+                          record: bool, log: LogFn | None, start: float,
+                          group: Group | None = None) -> dict[str, Any]:
     """evaluate() of a translation run: gm.metrics.translation's figures on n images per domain pair
-    of the run's dataset (it samples nothing from noise, so FID and coverage do not apply)."""
+    of the run's dataset (it samples nothing from noise, so FID and coverage do not apply). With a
+    process `group` each rank translates its share of every pair's batches; rank 0 records."""
     from gm.data import load_dataset
     from gm.metrics.translation import evaluate_translation
 
     dataset = load_dataset(ds, data_dir, train=split == "train")
-    out = evaluate_translation(run.model, dataset, n=n, seed=seed, device=device, progress=progress, cancel=cancel)
-    result: dict[str, Any] = {"source": str(run.run.path), "dataset": ds, "step": run.step, "kind": "translation",
-                              **out}
-    result["seconds"] = round(time.perf_counter() - start, 3)
-    if record:
-        _record_translation(run, result)
-    if log is not None:
-        if result.get("note"):
-            log(result["note"])
-        shown = ", ".join(f"{k} {result[k]:.4g}" for k in TRANSLATION_LINES if isinstance(result.get(k), float))
-        log(f"translation of {result['n']:,} images per pair ({len(result['pairs'])} pairs): {shown}; "
-            f"{format_seconds(result['seconds'])}")
-    return result
+    out = evaluate_translation(run.model, dataset, n=n, seed=seed, device=device, progress=progress, cancel=cancel,
+                               group=group)
+
+    def finish() -> dict[str, Any]:
+        result: dict[str, Any] = {"source": str(run.run.path), "dataset": ds, "step": run.step,
+                                  "kind": "translation", **out}
+        result["seconds"] = round(time.perf_counter() - start, 3)
+        if record:
+            _record_translation(run, result)
+        if log is not None:
+            if result.get("note"):
+                log(result["note"])
+            shown = ", ".join(f"{k} {result[k]:.4g}" for k in TRANSLATION_LINES if isinstance(result.get(k), float))
+            log(f"translation of {result['n']:,} images per pair ({len(result['pairs'])} pairs): {shown}; "
+                f"{format_seconds(result['seconds'])}")
+        return result
+
+    return main_then_share(group, finish)
 
 
 # What a translation evaluation writes to eval.jsonl (features "translation"): each figure overall,

@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from gm.errors import GMError
 from gm.metrics.frechet import Moments
+
+if TYPE_CHECKING:
+    from gm.runs.distributed import Group
 
 # progress(done_images, total_images, eta_seconds or None)
 ProgressFn = Callable[[int, int, "float | None"], None]
@@ -60,9 +63,11 @@ class ImageSet:
     def batch(self, start: int, stop: int) -> torch.Tensor:
         return self.data[start:stop].float().div_(self.max_value).clamp_(0, 1)
 
-    def batches(self, size: int) -> Iterator[torch.Tensor]:
-        for start in range(0, len(self), size):
-            yield self.batch(start, start + size)
+    def batches(self, size: int, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
+        """Images [start, stop) (default: all) in batches of `size`, counted from `start`."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        for s in range(start, stop, size):
+            yield self.batch(s, min(s + size, stop))
 
 
 class Tracker:
@@ -119,11 +124,13 @@ def extract(extractor: Extractor, batches: Iterator[torch.Tensor], tracker: Trac
 
 
 def extract_moments(extractor: Extractor, batches: Iterator[torch.Tensor],
-                    tracker: Tracker | None = None) -> Moments:
+                    tracker: Tracker | None = None, group: Group | None = None) -> Moments:
     """Mean and covariance of the features of every batch, accumulated as they come.
 
     Only one batch of images and its features exist at a time (images are resized to 299x299 inside
-    the extractor, batch by batch), so memory does not grow with the number of images.
+    the extractor, batch by batch), so memory does not grow with the number of images. With a
+    process `group`, `batches` are this rank's share and the result is every rank's together
+    (gm.metrics.sharding.reduce_moments; a rank with no batches takes part all the same).
     """
     moments = Moments()
     for images in batches:
@@ -132,6 +139,9 @@ def extract_moments(extractor: Extractor, batches: Iterator[torch.Tensor],
         moments.add(extractor(images))
         if tracker is not None:
             tracker.advance(images.shape[0])
+    if group is not None:
+        from gm.metrics.sharding import reduce_moments
+        moments = reduce_moments(moments, group)
     if moments.n == 0:
         raise GMError("No images to compute features of.")
     return moments

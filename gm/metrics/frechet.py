@@ -141,6 +141,30 @@ class Moments:
         self._outer += c.T @ c
         self._pending, self._pending_rows = [], 0
 
+    def sums(self) -> tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """(n, shift, sum of (x - shift), sum of (x - shift)(x - shift)^T) over every row added so far,
+        float64 (None before the first batch): what ranks add up (gm.metrics.sharding)."""
+        self._flush()
+        return self.n, self._shift, self._sum, self._outer
+
+    def kept_rows(self) -> np.ndarray | None:
+        """Every row added, N x D, while N <= keep_rows; else None."""
+        if self._rows is None or not self._rows:
+            return None
+        return np.concatenate(self._rows)
+
+    @classmethod
+    def from_sums(cls, n: int, shift: np.ndarray, total: np.ndarray, outer: np.ndarray,
+                  rows: list[np.ndarray] | None = None, keep_rows: int = 2048, block: int = 512) -> Moments:
+        """Moments made of sums (see :meth:`sums`) rather than rows, e.g. summed over processes; `rows`
+        (all n of them, in order, or None) serve :meth:`factor`."""
+        m = cls(keep_rows=keep_rows, block=block)
+        m.n = int(n)
+        m._shift = np.asarray(shift, np.float64)
+        m._sum, m._outer = np.array(total, np.float64), np.array(outer, np.float64)
+        m._rows = list(rows) if rows is not None and n <= keep_rows else None
+        return m
+
     def mean_and_cov(self) -> tuple[np.ndarray, np.ndarray]:
         if self.n < 2 or self._shift is None:
             raise GMError(f"Statistics need at least 2 feature vectors; got {self.n}.")

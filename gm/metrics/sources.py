@@ -223,15 +223,21 @@ def real_images(dataset: str, n: int, seed: int = 0, split: str = "train",
 
 # ---- generated images -------------------------------------------------------------------------
 def sample_batches(trainer: Any, n: int, seed: int, labels: torch.Tensor | None = None,
-                   chunk: int = SAMPLE_CHUNK) -> Iterator[torch.Tensor]:
+                   chunk: int = SAMPLE_CHUNK, start: int = 0, stop: int | None = None) -> Iterator[torch.Tensor]:
     """n samples of a trainer in fixed chunks, quantised to 8 bits as PNG files would be.
 
     Quantising makes our FID of a run equal pytorch-fid's on the same samples saved as PNGs; chunk i
-    uses seed ``seed * 1_000_003 + i`` so two evaluation seeds never share images.
+    uses seed ``seed * 1_000_003 + i`` so two evaluation seeds never share images. `start` / `stop`
+    keep only samples [start, stop) of those n (a process's share, gm.metrics.sharding): the chunks
+    under that range are drawn whole with their own seeds, so every image is the one n samples hold.
     """
-    for i, start in enumerate(range(0, n, chunk)):
-        k = min(chunk, n - start)
-        part = labels[start:start + k] if labels is not None else None
+    stop = n if stop is None else min(stop, n)
+    for i, first in enumerate(range(0, n, chunk)):
+        k = min(chunk, n - first)
+        if first + k <= start or first >= stop:
+            continue
+        part = labels[first:first + k] if labels is not None else None
         x = trainer.sample(k, seed=seed * 1_000_003 + i, labels=part) if part is not None else \
             trainer.sample(k, seed=seed * 1_000_003 + i)
-        yield torch.round(x.detach().float().cpu().clamp(0, 1) * 255) / 255
+        x = torch.round(x.detach().float().cpu().clamp(0, 1) * 255) / 255
+        yield x if start <= first and first + k <= stop else x[max(0, start - first):stop - first]

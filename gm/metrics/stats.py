@@ -19,12 +19,15 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gm.errors import GMError
 from gm.metrics.features import Extractor, Tracker, extract_moments
+
+if TYPE_CHECKING:
+    from gm.runs.distributed import Group
 
 FORMAT = 1
 
@@ -114,21 +117,28 @@ def save_cached(key: dict[str, Any], mu: np.ndarray, sigma: np.ndarray, folder: 
 
 def real_stats(dataset: str, extractor: Extractor, *, n: int = 5000, seed: int = 0, split: str = "train",
                data_dir: str | None = None, tracker: Tracker | None = None, folder: Path | None = None,
-               use_cache: bool = True, refresh: bool = False) -> Stats:
+               use_cache: bool = True, refresh: bool = False, group: Group | None = None) -> Stats:
     """Statistics of n real images of a dataset split: from the cache when the key matches, else computed
-    (reporting progress to `tracker`) and stored. `refresh` recomputes and overwrites a current entry."""
+    (reporting progress to `tracker`) and stored. `refresh` recomputes and overwrites a current entry.
+
+    With a process `group` (every rank calls it): rank 0 alone reads the cache and tells the others
+    (two ranks must never disagree on a hit, and a file appearing meanwhile could make them), a miss
+    is computed sharded (gm.metrics.sharding) and rank 0 alone writes it; every rank returns the same."""
+    from gm.metrics.sharding import main_then_share, shard
     from gm.metrics.sources import real_images
 
     real = real_images(dataset, n, seed, split, data_dir)
     key = make_key(dataset, split, n, seed, extractor, real.fingerprint)
     if use_cache and not refresh:
-        hit = load_cached(key, folder)
+        hit = main_then_share(group, lambda: load_cached(key, folder))
         if hit is not None:
             return hit
+    lo, hi = shard(n, extractor.batch_size, group)
     if tracker is not None:
-        tracker.add_work(n)
-    mu, sigma = extract_moments(extractor, real.images.batches(extractor.batch_size), tracker).mean_and_cov()
-    path = save_cached(key, mu, sigma, folder) if use_cache else None
+        tracker.add_work(hi - lo)
+    mu, sigma = extract_moments(extractor, real.images.batches(extractor.batch_size, lo, hi), tracker,
+                                group=group).mean_and_cov()
+    path = main_then_share(group, lambda: save_cached(key, mu, sigma, folder)) if use_cache else None
     return Stats(mu, sigma, n, key, path, cached=False)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from gm.data.base import ImageDataset
 from gm.errors import GMError
 from gm.metrics.features import ProgressFn, Tracker
 from gm.models.base import Translates
+
+if TYPE_CHECKING:
+    from gm.runs.distributed import Group
 
 DEFAULT_N = 500   # images per pair: 0.02 standard error on a share, seconds on a CPU per pair
 KEYS = ("target_accuracy", "content_error", "gt_iou", "gt_l1", "position_error_px", "cycle_l1")
@@ -175,14 +178,16 @@ def choose_sources(dataset: ImageDataset, by: str, domain: str, n: int, seed: in
 def evaluate_translation(model: Any, dataset: ImageDataset, *, n: int = DEFAULT_N, seed: int = 0,
                          device: torch.device | str | None = None, by: str | None = None,
                          classifier: Any = None, batch_size: int = 100, progress: ProgressFn | None = None,
-                         cancel: threading.Event | None = None) -> dict[str, Any]:
+                         cancel: threading.Event | None = None, group: Group | None = None) -> dict[str, Any]:
     """Every translation metric of `model` on `dataset` (the dataset it was trained on), per pair and
     overall (the module docstring defines each key).
 
     `n` images per pair, chosen with `seed`; `device` runs the evaluator (default: the model's);
     `by` is the domain split (default: the model's config.domain_split()); `classifier` a loaded
     evaluator to use instead of the dataset's shipped one. Cancelling (`cancel.set()`) raises
-    :class:`~gm.metrics.features.Cancelled` at the next batch.
+    :class:`~gm.metrics.features.Cancelled` at the next batch. With a process `group` (every rank
+    calls it alike), each rank translates its share of every pair's batches and the per-image scores
+    are gathered in order (gm.metrics.sharding): every rank returns the one-process figures.
     """
     from gm.data.registry import get_dataset_spec
     from gm.metrics.classifiers import CLASSIFIER_FOR, load_classifier
@@ -221,16 +226,18 @@ def evaluate_translation(model: Any, dataset: ImageDataset, *, n: int = DEFAULT_
         classifier = load_classifier(dataset.name, dev)
     with _eval_mode(model):
         return _measure(model, dataset, split_of, by, spec, pairs, n=n, seed=seed, classifier=classifier,
-                        batch_size=batch_size, progress=progress, cancel=cancel)
+                        batch_size=batch_size, progress=progress, cancel=cancel, group=group)
 
 
 def _measure(model: Any, dataset: ImageDataset, split_of: Callable[[str], str], by: str, spec: Any,
              pairs: tuple[tuple[str, str], ...], *, n: int, seed: int, classifier: Any, batch_size: int,
-             progress: ProgressFn | None, cancel: threading.Event | None) -> dict[str, Any]:
+             progress: ProgressFn | None, cancel: threading.Event | None,
+             group: Group | None = None) -> dict[str, Any]:
     """evaluate_translation's work, with the model in eval mode (`split_of`: each domain's split,
     `by` the model's first)."""
     from gm.data.domains import counterparts
     from gm.metrics.classifiers import predict
+    from gm.metrics.sharding import gather_arrays, local_count, shard
 
     chosen = {s: choose_sources(dataset, split_of(s), s, n, seed) for s in dict.fromkeys(s for s, _ in pairs)}
     ground_truth, note = True, None
@@ -238,14 +245,15 @@ def _measure(model: Any, dataset: ImageDataset, split_of: Callable[[str], str], 
         counterparts(dataset, chosen[pairs[0][0]][:1], split_of(pairs[0][0]), pairs[0][1])
     except GMError as exc:
         ground_truth, note = False, str(exc)
-    tracker = Tracker(sum(len(chosen[s]) for s, _ in pairs), progress, cancel)
+    tracker = Tracker(sum(local_count(len(chosen[s]), batch_size, group) for s, _ in pairs), progress, cancel)
     per_pair: dict[str, dict[str, Any]] = {}
     for source, target in pairs:
         index = chosen[source]
         parts: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(index), batch_size):
+        lo, hi = shard(len(index), batch_size, group)   # whole batches: each the one one process translates
+        for start in range(lo, hi, batch_size):
             tracker.check()
-            rows = index[start:start + batch_size]
+            rows = index[start:min(start + batch_size, hi)]
             x = dataset.take(rows).float() / dataset.max_value
             y = _translate(model, x, target, source)
             if tuple(y.shape) != tuple(x.shape):
@@ -258,10 +266,11 @@ def _measure(model: Any, dataset: ImageDataset, split_of: Callable[[str], str], 
             for k, v in scores.items():
                 parts.setdefault(k, []).append(v)
             tracker.advance(len(rows))
+        scores = gather_arrays(parts, group)
         figures: dict[str, Any] = {"n": len(index)}
         for k in KEYS:
-            if k in parts:
-                figures[k] = float(np.concatenate(parts[k]).mean())
+            if k in scores:
+                figures[k] = float(scores[k].mean())
         per_pair[f"{source}->{target}"] = figures
 
     result: dict[str, Any] = {"split": by, "domains": list(model.domains), "n": max(len(i) for i in chosen.values()),

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gm.config import from_dict, to_dict
 from gm.data import load_dataset
@@ -34,7 +34,7 @@ from gm.runs.callbacks import (
     SampleGrids,
     SharedPauseStop,
 )
-from gm.runs.distributed import Group, RankFailed, join, leave
+from gm.runs.distributed import Group, RankFailed, exit_rank, join, leave
 from gm.runs.folder import RunFolder
 from gm.runs.loop import train
 from gm.runs.session import ResumePlan, Session, open_planned, plan_new, plan_resume
@@ -117,45 +117,55 @@ def _stop_on_signals(control: Control) -> dict[int, Any]:
 
 
 def run(kind: str, *, device: str, data_dir: str | None, on_progress: Callable[[Progress], None] | None,
-        plan_on_main: Callable[[str, int], ResumePlan]) -> int:
-    """Train one run on this rank; returns the exit code. ``plan_on_main(device, processes)`` is
-    called on rank 0 only (plan_new or plan_resume)."""
+        plan_on_main: Callable[[str, int], ResumePlan]) -> NoReturn:
+    """Train one run on this rank, then end the process with its exit code (0 done or stopped, 1
+    failed or diverged, 2 a user's error, said once by rank 0). ``plan_on_main(device, processes)``
+    is called on rank 0 only (plan_new or plan_resume)."""
     group = join(device)
+    code = 1
     try:
-        control = Control()
-        previous = _stop_on_signals(control)
-        try:
-            try:
-                session = _open(group, lambda: plan_on_main(str(group.device), group.world_size), data_dir)
-            except RankFailed:
-                return 1   # rank 0 says why
-            if group.is_main:
-                for note in session.notes:
-                    print(f"note: {note}", file=sys.stderr)
-                verb = "run" if kind == "train" else f"resuming from step {session.trainer.step}:"
-                print(f"{verb} {session.run.path.resolve()}  ({session.total_steps} steps on {group.world_size} processes, "
-                      f"{group.backend}, {group.device.type})", file=sys.stderr)
-            status = train(session, callbacks=_callbacks(control, on_progress, group))
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if group.is_main:
-            if on_progress is not None and sys.stderr.isatty():
-                sys.stderr.write("\n")
-            print(f"{status}: {session.run.path.resolve()} at step {session.trainer.step}")
-            if status in ("failed", "diverged"):
-                print(session.error or "", file=sys.stderr)
-        return 1 if status in ("failed", "diverged") else 0
-    except GMError:
-        if group.is_main:
-            raise
-        return 1
+        code = _run(kind, group, data_dir=data_dir, on_progress=on_progress, plan_on_main=plan_on_main)
+    except GMError as exc:
+        if group.is_main:   # every rank that meets it stops; rank 0 says it, as gm.cli does
+            print(f"error: {exc}", file=sys.stderr)
+        code = 2
     finally:
         leave(group)
+    exit_rank(code)
+
+
+def _run(kind: str, group: Group, *, data_dir: str | None, on_progress: Callable[[Progress], None] | None,
+         plan_on_main: Callable[[str, int], ResumePlan]) -> int:
+    # No barrier at the end: every rank has made the same collectives by then, and a rank that failed
+    # alone (out of memory) must not wait for peers that are waiting for it; its exit fails theirs.
+    control = Control()
+    previous = _stop_on_signals(control)
+    try:
+        try:
+            session = _open(group, lambda: plan_on_main(str(group.device), group.world_size), data_dir)
+        except RankFailed:
+            return 1   # rank 0 says why
+        if group.is_main:
+            for note in session.notes:
+                print(f"note: {note}", file=sys.stderr)
+            verb = "run" if kind == "train" else f"resuming from step {session.trainer.step}:"
+            print(f"{verb} {session.run.path.resolve()}  ({session.total_steps} steps on {group.world_size} "
+                  f"processes, {group.backend}, {group.device.type})", file=sys.stderr)
+        status = train(session, callbacks=_callbacks(control, on_progress, group))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if group.is_main:
+        if on_progress is not None and sys.stderr.isatty():
+            sys.stderr.write("\n")
+        print(f"{status}: {session.run.path.resolve()} at step {session.trainer.step}")
+        if status in ("failed", "diverged"):
+            print(session.error or "", file=sys.stderr)
+    return 1 if status in ("failed", "diverged") else 0
 
 
 def train_new(model: str, config: Any, *, runs_dir, name: str | None, device: str, data_dir: str | None,
-              steps: int | None, epochs: float | None, on_progress: Callable[[Progress], None] | None) -> int:
+              steps: int | None, epochs: float | None, on_progress: Callable[[Progress], None] | None) -> NoReturn:
     """``gm train`` under torchrun."""
     return run("train", device=device, data_dir=data_dir, on_progress=on_progress,
                plan_on_main=lambda dev, n: plan_new(model, config, runs_dir=runs_dir, name=name, device=dev,
@@ -163,7 +173,7 @@ def train_new(model: str, config: Any, *, runs_dir, name: str | None, device: st
 
 
 def resume(run_dir, *, steps: int | None, epochs: float | None, device: str | None, data_dir: str | None,
-           overrides: dict[str, Any], on_progress: Callable[[Progress], None] | None) -> int:
+           overrides: dict[str, Any], on_progress: Callable[[Progress], None] | None) -> NoReturn:
     """``gm resume`` under torchrun."""
     return run("resume", device=device or "auto", data_dir=data_dir, on_progress=on_progress,
                plan_on_main=lambda dev, n: plan_resume(run_dir, steps=steps, epochs=epochs, device=dev,
