@@ -342,3 +342,18 @@ def test_epochs_count_the_global_batch_of_all_processes():
     per_rank = get_spec("vae").config_cls(batch_size=16, per_rank_batch=True)
     assert global_batch_size(per_rank, 4) == 64 and global_batch_size(per_rank, 1) == 16
     assert _total_steps(None, 1.0, 1600, per_rank, 4) == 25         # 4 x 16 images per step
+
+
+def test_controlvae_sets_one_beta_from_the_kl_of_all_processes(tmp_path, tiny_data):
+    """The controller reads the KL averaged over the ranks: β is the one-process β at every step
+    (and the same on every rank, or the checkpoints' weight check would stop the run)."""
+    runs = tmp_path / "runs"
+    common = ["--runs-dir", str(runs), "--batch-size", "16", "--data-dir", str(tiny_data), "--steps", "8",
+              "--set", "log_every=1", "--set", "checkpoint_every=4", "--set", "kl_target=0.5", *QUIET]
+    _gm(2, ["train", "controlvae", "--name", "two", *common], tiny_data)
+    _gm(1, ["train", "controlvae", "--name", "one", *common], tiny_data)
+    one = [json.loads(x) for x in (runs / "one" / "metrics.jsonl").read_text().splitlines()]
+    two = [json.loads(x) for x in (runs / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert len(two) == 8 and len({r["beta"] for r in one}) > 1     # the controller moved β
+    for a, b in zip(one, two):
+        assert a["beta"] == pytest.approx(b["beta"], rel=1e-6) and a["kl"] == pytest.approx(b["kl"], abs=1e-4)
