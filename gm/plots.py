@@ -115,6 +115,12 @@ def series(records: Sequence[dict[str, Any]], key: str, x_axis: str = "step") ->
     return x, y
 
 
+def line_mode(xs: Sequence[float]) -> str:
+    """"lines", or "markers" for a single point: a line through one point draws nothing, and a
+    run's first logged row would otherwise be an empty chart."""
+    return "lines" if len(xs) > 1 else "markers"
+
+
 def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title: str = "",
                 smoothing: float = 0.6, log_y: bool = False, x_axis: str = "step",
                 reference: str | None = None, max_points: int = 2000, height: int = 300,
@@ -134,7 +140,8 @@ def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title
         if smoothing > 0:
             fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", name=f"{label} (raw)", opacity=0.25,
                                      line={"color": color, "width": 1}, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=xd, y=sd, mode="lines", name=label, line={"color": color, "width": 2}))
+        fig.add_trace(go.Scatter(x=xd, y=sd, mode=line_mode(xd), name=label, line={"color": color, "width": 2},
+                                 marker={"color": color, "size": 8}))
         shown.append(yd)
     if reference:
         x, y = series(records, reference, x_axis)
@@ -173,7 +180,8 @@ def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: st
         if smoothing > 0:
             fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", opacity=0.25, showlegend=False,
                                      line={"color": color, "width": 1}, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=xd, y=sd, mode="lines", name=name, line={"color": color, "width": 2}))
+        fig.add_trace(go.Scatter(x=xd, y=sd, mode=line_mode(xd), name=name, line={"color": color, "width": 2},
+                                 marker={"color": color, "size": 8}))
         shown.append(yd)
     xs = [x for tr in fig.data for x in (tr.x[0], tr.x[-1])] if fig.data else [0, 1]
     for i, (name, value) in enumerate(references):

@@ -92,8 +92,10 @@ else:
         damage = run.damage()  # a damaged run is listed as such; the other rows are unaffected
         state = run.read_state() if damage is None else {}
         model = run.read_config()["model"] if damage is None or damage.file != "config.json" else "?"
+        job = ui.find_job(run) if damage is None else None
+        step = job.step if job is not None and job.active else (run.live_step(state) if state else None)
         rows.append({t("home.col_run"): run.name, t("home.col_model"): model,
-                     t("home.col_status"): ui.run_status_label(run), t("home.col_step"): state.get("step"),
+                     t("home.col_status"): ui.run_status_label(run), t("home.col_step"): step,
                      t("home.col_of"): state.get("total_steps"), t("home.col_updated"): state.get("updated")})
     st.dataframe(ui.table_rows(rows), hide_index=True, width="stretch")
     local_grids(runs)

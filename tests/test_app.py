@@ -159,3 +159,20 @@ def test_train_form_offers_processes_and_monitor_says_how_many_trained_a_run(app
     RunFolder(run.path).write_state(processes=2)   # as torchrun's rank 0 records it
     at = open_page("pages/monitor.py", run.path)
     assert any("trained on 2 processes (torchrun)" in c.value for c in at.caption)
+
+
+def test_home_shows_the_live_step_of_a_run_another_process_trains(app_runs):
+    from gm.runs.folder import RunFolder
+    run = finished_run(app_runs, steps=10)
+    folder = RunFolder(run.path)
+    # As a CLI or torchrun process leaves it mid-run: state.json at the last checkpoint (step 10),
+    # metrics logged since, and a torn last line.
+    folder.write_state(status="running", step=10, total_steps=100)
+    folder.append_metrics([{"step": 37, "epoch": 0.5, "time": 9.0, "loss": 1.0, "kl": 1.0, "recon": 1.0,
+                            "beta": 1.0}])
+    with open(folder.metrics_path, "a") as fh:
+        fh.write('{"step": 4')
+    at = open_page("pages/home.py")
+    row = next(r for r in at.dataframe[0].value.to_dict("records") if r["run"] == "done")
+    assert row["step"] == 37
+    assert folder.live_step({"status": "finished", "step": 10}) == 10   # a finished run: its state

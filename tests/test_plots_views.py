@@ -90,3 +90,15 @@ def test_task_runner_progress_cancel_and_refusal():
     runner.start("b", "quick", lambda progress, cancel: 42)
     runner.shutdown()
     assert runner.get("b").status == "done" and runner.get("b").result == 42
+
+
+def test_a_chart_of_one_logged_row_draws_its_point():
+    from gm.plots import line_figure, overlay_figure
+    one = [{"step": 10, "epoch": 0.1, "time": 1.0, "kl": 3.5}]
+    fig = line_figure(one, ["kl"])
+    shown = [tr for tr in fig.data if tr.showlegend is not False]
+    assert [tr.mode for tr in shown] == ["markers"] and list(shown[0].y) == [3.5]
+    assert fig.layout.yaxis.range is None   # plotly's autorange centres a lone marker
+    assert overlay_figure([("a", one)], "kl").data[-1].mode == "markers"
+    two = one + [{"step": 20, "epoch": 0.2, "time": 2.0, "kl": 3.0}]
+    assert [tr.mode for tr in line_figure(two, ["kl"]).data if tr.showlegend is not False] == ["lines"]

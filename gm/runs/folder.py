@@ -163,6 +163,33 @@ class RunFolder:
         a line that is not UTF-8 JSON and a line whose step is not a whole number are skipped."""
         return _read_lines(self.metrics_path, schema.metrics_record, complete_only=True)
 
+    def last_logged_step(self) -> int | None:
+        """The step of the newest complete, valid metrics line (read from the file's end), or None."""
+        try:
+            with open(self.metrics_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - 8192))
+                tail = fh.read()
+        except OSError:
+            return None
+        for line in reversed(tail.split(b"\n")[1 if size > 8192 else 0:]):
+            record = schema.parse_line(line, schema.metrics_record) if line.strip() else None
+            if record is not None:
+                return int(record["step"])
+        return None
+
+    def live_step(self, state: dict[str, Any] | None = None) -> int | None:
+        """The step a run has reached: state.json's step is the last checkpoint's, so while the run
+        trains (here or in another process) the newest logged step is later."""
+        state = self.read_state() if state is None else state
+        step = state.get("step")
+        if state.get("status") in ("running", "paused"):
+            logged = self.last_logged_step()
+            if logged is not None and (step is None or logged > step):
+                return logged
+        return step
+
     def truncate_metrics_after(self, step: int) -> None:
         """Keep the valid lines up to `step`: a resumed run re-logs the later ones exactly, and lines
         that are not valid records (torn, not UTF-8, a step that is not a whole number) are dropped."""
