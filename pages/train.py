@@ -77,20 +77,23 @@ if limits is not None:
     st.info(t("demo.train_rules", steps=limits.max_steps, per=limits.jobs_per_session, total=limits.max_jobs,
               running=limits.max_running, width=limits.max_width, batch=limits.max_batch_size,
               minutes=limits.idle_seconds / 60), icon=":material/public:")
+# The unit sits outside the form: a choice inside a form reruns nothing until Start, so the length
+# field kept saying "steps" and, renamed at the submit, came back as a new field with its default.
+units = ["steps"] if limits else ["steps", "epochs"]  # the demo caps steps, so it counts in steps
+unit = ui.localized(st.radio, t("train.length_in"), units, key="train.unit", horizontal=True,
+                    format_func=lambda u: t(f"train.{u}"))
 with st.form(f"train-form-{model}"):
     chosen = _forms.config_widgets(spec.config_cls, values, key=f"cfg.{model}",
                                    caps=limits.config_caps() if limits else None)
-    c1, c2, c3, c4, c5 = st.columns([3, 2, 2, 1, 2])
-    units = ["steps"] if limits else ["steps", "epochs"]  # the demo caps steps, so it counts in steps
-    unit = c1.radio(t("train.length_in"), units, horizontal=True, format_func=lambda u: t(f"train.{u}"))
+    c1, c2, c3, c4 = st.columns([2, 2, 1, 2])
     most = limits.max_steps if limits and unit == "steps" else None
-    length = c2.number_input(t(f"train.{unit}"), min_value=1, max_value=most, step=1,
+    length = c1.number_input(t(f"train.{unit}"), min_value=1, max_value=most, step=1, key=f"train.length.{unit}",
                              value=min(1000, most or 1000) if unit == "steps" else 5)
     devices = ["auto"] if limits else ["auto", *available_devices()]
-    device = c3.selectbox(t("train.device"), devices, help=t("train.device_help"), disabled=limits is not None)
-    processes = c4.number_input(t("train.processes"), min_value=1, max_value=1 if limits else max_processes(),
+    device = c2.selectbox(t("train.device"), devices, help=t("train.device_help"), disabled=limits is not None)
+    processes = c3.number_input(t("train.processes"), min_value=1, max_value=1 if limits else max_processes(),
                                 value=1, step=1, help=t("train.processes_help"), disabled=limits is not None)
-    name = c5.text_input(t("train.run_name"), help=t("train.run_name_help"))
+    name = c4.text_input(t("train.run_name"), help=t("train.run_name_help"))
     submitted = st.form_submit_button(t("train.start"), type="primary")
 
 if submitted:

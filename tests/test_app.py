@@ -176,3 +176,26 @@ def test_home_shows_the_live_step_of_a_run_another_process_trains(app_runs):
     row = next(r for r in at.dataframe[0].value.to_dict("records") if r["run"] == "done")
     assert row["step"] == 37
     assert folder.live_step({"status": "finished", "step": 10}) == 10   # a finished run: its state
+
+
+def test_train_form_counts_in_the_epochs_typed(app_runs):
+    """Choosing epochs relabels the length field at once, and the number typed is the one trained
+    (the radio used to sit inside the form: a typed 2 started a 5-epoch run)."""
+    from pages import _ui
+    from gm.data import load_dataset
+    from gm.runs.session import steps_for_epochs
+    at = open_page("pages/train.py")
+    at.selectbox(key="train.model@en").set_value("vae").run()
+    at.radio(key="train.unit@en").set_value("epochs").run()
+    field = at.number_input(key="train.length.epochs")
+    assert field.label == "epochs" and field.value == 5
+    field.set_value(2)
+    at.number_input(key="cfg.vae.width").set_value(0.25)
+    at.number_input(key="cfg.vae.batch_size").set_value(64)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    job = _ui.manager().jobs()[0]
+    _ui.manager().stop(job.key)
+    n = len(load_dataset("dsprites", None))
+    assert job.total_steps == steps_for_epochs(2, n, 64)
+    _ui.manager().wait(job.key, timeout=120)
