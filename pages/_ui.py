@@ -425,3 +425,20 @@ def inference_model(run: RunFolder):
     if found is None:
         raise GMError(f"Run '{run.name}' has no checkpoint yet; wait for the first one or train it.")
     return _inference(str(run.path), found[1].name, "cpu")
+
+
+def job_buttons(job, pause_col, stop_col, where: str) -> None:
+    """Pause / Continue and Stop for a job the visitor may control (Train's job list and Monitor),
+    through the policy: in the hosted demo another visitor's job gets none. `where` keeps the
+    buttons' keys apart between pages."""
+    t = translator()
+    rules, me = policy(), owner()
+    if not rules.may_control(me, job.key):
+        return
+    with user_errors():
+        if job.status == "running" and pause_col.button(t("train.pause"), key=f"{where}-pause-{job.key}"):
+            rules.pause(me, job.key)
+        if job.status == "paused" and pause_col.button(t("train.continue"), key=f"{where}-cont-{job.key}"):
+            rules.unpause(me, job.key)
+        if job.active and stop_col.button(t("train.stop"), key=f"{where}-stop-{job.key}"):
+            rules.stop(me, job.key)

@@ -55,7 +55,9 @@ def live() -> None:
     if job is not None:
         step, total = job.step, job.total_steps
     status = job.status if job is not None else state.get("status")
-    bar, csv = st.columns([6, 1], vertical_alignment="bottom")
+    bar, pause, stop, csv = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
+    if job is not None:   # the job's controls here too, not only on Train
+        ui.job_buttons(job, pause, stop, "monitor")
     bar.progress(min(1.0, step / total) if total else 0.0,
                  text=t("monitor.progress", status=t(f"status.{status}"), step=step, total=total))
     if state.get("error"):

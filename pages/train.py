@@ -32,16 +32,7 @@ def jobs_panel() -> None:
             top = st.columns([4, 1, 1, 1])
             asked = t("train.asked", what=t(f"train.request_{job.requested}")) if job.requested else ""
             top[0].markdown(f"**{job.name}** · {job.model} · {job.device} · `{t('status.' + job.status)}`{asked}")
-            mine = rules.may_control(me, job.key)
-            with ui.user_errors():
-                if mine and job.status == "running":
-                    if top[1].button(t("train.pause"), key=f"pause-{job.key}"):
-                        rules.pause(me, job.key)
-                if mine and job.status == "paused":
-                    if top[1].button(t("train.continue"), key=f"cont-{job.key}"):
-                        rules.unpause(me, job.key)
-                if mine and job.active and top[2].button(t("train.stop"), key=f"stop-{job.key}"):
-                    rules.stop(me, job.key)
+            ui.job_buttons(job, top[1], top[2], "train")
             if top[3].button(t("nav.monitor"), key=f"mon-{job.key}"):
                 ui.select_run(job.key)
                 st.switch_page("pages/monitor.py")

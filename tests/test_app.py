@@ -199,3 +199,27 @@ def test_train_form_counts_in_the_epochs_typed(app_runs):
     n = len(load_dataset("dsprites", None))
     assert job.total_steps == steps_for_epochs(2, n, 64)
     _ui.manager().wait(job.key, timeout=120)
+
+
+def test_monitor_pauses_continues_and_stops_the_job_it_shows(app_runs):
+    from pages import _ui
+    manager = _ui.manager()
+    job = manager.start_run("vae", tiny_config(), steps=100_000, device="cpu", runs_dir=app_runs, name="watched")
+    try:
+        _wait = time.monotonic() + 120
+        while manager.get(job.key).step < 3 and time.monotonic() < _wait:
+            time.sleep(0.1)
+        at = open_page("pages/monitor.py", job.key)
+        next(b for b in at.button if b.label == "Pause").click().run()
+        assert manager.wait(job.key, ("paused",), timeout=60).status == "paused"
+        at.run()
+        assert [b.label for b in at.button if b.label in ("Pause", "Continue", "Stop")] == ["Continue", "Stop"]
+        next(b for b in at.button if b.label == "Continue").click().run()
+        assert manager.wait(job.key, ("running",), timeout=60).status == "running"
+        at.run()
+        next(b for b in at.button if b.label == "Stop").click().run()
+        assert manager.wait(job.key, timeout=60).status == "stopped"
+        at.run()
+        assert not [b for b in at.button if b.label in ("Pause", "Continue", "Stop")]
+    finally:
+        manager.stop(job.key)
