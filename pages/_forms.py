@@ -63,15 +63,14 @@ def _widget(f: dict[str, Any], value: Any, key: str) -> Any:
                             help=help_text, key=wkey)
     if f["type"] == "bool":
         return st.checkbox(label, value=bool(value), help=help_text, key=wkey)
+    # No min/max on the widgets: out of range, a number_input only turns red and the form's submit
+    # then does nothing, silently (inside a collapsed section the user sees nothing at all). The
+    # config's own check refuses the value at Start with one sentence naming the field.
     if f["type"] == "int":
-        return int(st.number_input(label, value=int(value), step=1, help=help_text, key=wkey,
-                                   min_value=int(f["min"]) if f["min"] is not None else None,
-                                   max_value=int(f["max"]) if f["max"] is not None else None))
+        return int(st.number_input(label, value=int(value), step=1, help=help_text, key=wkey))
     if f["type"] == "float":
         small = value != 0 and abs(value) < 1e-2
         return float(st.number_input(label, value=float(value), help=help_text, key=wkey,
                                      format="%.2e" if small else "%g",
-                                     step=float(value) / 10 if small else None,
-                                     min_value=float(f["min"]) if f["min"] is not None else None,
-                                     max_value=float(f["max"]) if f["max"] is not None else None))
+                                     step=float(value) / 10 if small else None))
     return st.text_input(label, value=str(value), help=help_text, key=wkey)

@@ -2,6 +2,7 @@ import streamlit as st
 
 from gm.config import to_dict
 from gm.device import available_devices, max_processes
+from gm.errors import GMError
 from gm.registry import MODELS, get_spec
 from pages import _forms
 from pages import _ui as ui
@@ -78,17 +79,22 @@ with st.form(f"train-form-{model}"):
                                    caps=limits.config_caps() if limits else None)
     c1, c2, c3, c4 = st.columns([2, 2, 1, 2])
     most = limits.max_steps if limits and unit == "steps" else None
-    length = c1.number_input(t(f"train.{unit}"), min_value=1, max_value=most, step=1, key=f"train.length.{unit}",
+    # No min/max: out of range a field only turns red and Start does nothing; checked at Start instead.
+    length = c1.number_input(t(f"train.{unit}"), step=1, key=f"train.length.{unit}",
                              value=min(1000, most or 1000) if unit == "steps" else 5)
     devices = ["auto"] if limits else ["auto", *available_devices()]
     device = c2.selectbox(t("train.device"), devices, help=t("train.device_help"), disabled=limits is not None)
-    processes = c3.number_input(t("train.processes"), min_value=1, max_value=1 if limits else max_processes(),
-                                value=1, step=1, help=t("train.processes_help"), disabled=limits is not None)
+    processes = c3.number_input(t("train.processes"), value=1, step=1, help=t("train.processes_help"),
+                                disabled=limits is not None)
     name = c4.text_input(t("train.run_name"), help=t("train.run_name_help"))
     submitted = st.form_submit_button(t("train.start"), type="primary")
 
 if submitted:
     with ui.user_errors():
+        if not length >= 1:
+            raise GMError(t("train.length_invalid", unit=t(f"train.{unit}"), value=length))
+        if not 1 <= processes <= max_processes():
+            raise GMError(t("train.processes_invalid", most=max_processes(), value=processes))
         with st.spinner(t("train.preparing")):
             job = rules.start_run(me, model, chosen, steps=int(length) if unit == "steps" else None,
                                   epochs=float(length) if unit == "epochs" else None, device=device,
@@ -111,14 +117,15 @@ else:
         run_path = st.selectbox(t("train.run"), keys, index=keys.index(default) if default in keys else 0,
                                 format_func=labels.get)
         c1, c2 = st.columns(2)
-        more = c1.number_input(t("train.more_steps"), min_value=0, value=0, step=100,
-                               max_value=limits.max_steps if limits else None)
+        more = c1.number_input(t("train.more_steps"), value=0, step=100)   # checked at Resume, as above
         as_before = t("train.as_before")
         device = c2.selectbox(t("train.device"), [as_before] if limits else [as_before, *available_devices()],
                               disabled=limits is not None)
         go = st.form_submit_button(t("train.resume"))
     if go:
         with ui.user_errors():
+            if more < 0:
+                raise GMError(t("train.more_invalid", value=more))
             job = rules.resume_run(me, run_path, steps=int(more) or None,
                                    device=None if device == as_before else device)
             ui.select_run(job.key)

@@ -181,9 +181,9 @@ def test_home_shows_the_live_step_of_a_run_another_process_trains(app_runs):
 def test_train_form_counts_in_the_epochs_typed(app_runs):
     """Choosing epochs relabels the length field at once, and the number typed is the one trained
     (the radio used to sit inside the form: a typed 2 started a 5-epoch run)."""
-    from pages import _ui
     from gm.data import load_dataset
     from gm.runs.session import steps_for_epochs
+    from pages import _ui
     at = open_page("pages/train.py")
     at.selectbox(key="train.model@en").set_value("vae").run()
     at.radio(key="train.unit@en").set_value("epochs").run()
@@ -223,3 +223,20 @@ def test_monitor_pauses_continues_and_stops_the_job_it_shows(app_runs):
         assert not [b for b in at.button if b.label in ("Pause", "Continue", "Stop")]
     finally:
         manager.stop(job.key)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("train.length.steps", 0, "The number of steps must be at least 1; got 0."),
+    ("cfg.vae.lr", -1.0, "'lr' must be at least 1e-07; got -1.0."),
+    ("cfg.vae.batch_size", 100000, "'batch_size' must be at most 4096; got 100000."),  # in the collapsed section
+])
+def test_train_form_says_which_value_is_wrong_instead_of_doing_nothing(app_runs, field, value, message):
+    """Out-of-range values used to turn a field red while Start silently did nothing."""
+    from pages import _ui
+    at = open_page("pages/train.py")
+    at.selectbox(key="train.model@en").set_value("vae").run()
+    at.number_input(key=field).set_value(value)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [message]
+    assert _ui.manager().jobs() == []

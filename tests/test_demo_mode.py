@@ -465,7 +465,11 @@ def test_demo_home_has_no_push_and_the_train_form_shows_the_caps(demo_app):
     at.switch_page("pages/train.py").run()
     assert any("Hosted demo" in i.value for i in at.info)
     assert [r.options for r in at.radio if r.label == "Length in"] in ([], [["steps"]])
-    assert at.number_input(key="cfg.vae.width").proto.max == 1.0
+    assert any("width at most 1" in i.value for i in at.info)   # the caps, said up front
+    at.selectbox(key="train.model@en").set_value("vae").run()
+    at.number_input(key="cfg.vae.width").set_value(2.0)      # over the cap: one sentence at Start
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert len(at.error) == 1 and "width" in at.error[0].value and not at.exception
 
 
 def test_demo_evaluations_leave_the_pretrained_runs_untouched(demo_app, monkeypatch):
