@@ -357,3 +357,12 @@ def test_controlvae_sets_one_beta_from_the_kl_of_all_processes(tmp_path, tiny_da
     assert len(two) == 8 and len({r["beta"] for r in one}) > 1     # the controller moved β
     for a, b in zip(one, two):
         assert a["beta"] == pytest.approx(b["beta"], rel=1e-6) and a["kl"] == pytest.approx(b["kl"], abs=1e-4)
+
+
+def test_only_a_peer_that_went_away_counts_as_a_collective_failure():
+    from gm.runs.distributed import is_collective_failure
+    gloo = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error "
+                        "[127.0.0.1]:11979: Connection reset by peer")
+    assert is_collective_failure(gloo)
+    assert not is_collective_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied [/2x3]"))
+    assert not is_collective_failure(ValueError("Connection reset by peer"))

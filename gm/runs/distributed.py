@@ -278,7 +278,7 @@ def is_collective_failure(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and any(
-        s in text for s in ("Connection closed by peer", "Connection reset by peer", "[/", "Gloo", "NCCL"))
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "Gloo", "NCCL"))
 
 
 def join(device: str = "auto") -> Group:
