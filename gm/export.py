@@ -101,8 +101,11 @@ def run_blocks(run: RunFolder, lang: str) -> Built:
 def run_html(run: RunFolder, lang: str, *, interactive: bool = True, built: Built | None = None) -> str:
     built = built if built is not None else run_blocks(run, lang)
     sections = [(sid, i18n.t(f"report.section_{sid}", lang), blocks) for sid, blocks in built]
+    # Not the run's path: a report is handed out, and the server's folders are nobody's business there.
+    cfg = run.read_config()
+    subtitle = i18n.t("report.run_subtitle", lang, model=cfg.get("model", "?"), dataset=cfg.get("dataset", "?"))
     return report.document(i18n.t("report.run_title", lang, name=run.name), sections, lang,
-                           subtitle=str(run.path), interactive=interactive)
+                           subtitle=subtitle, interactive=interactive)
 
 
 def run_zip(run: RunFolder, lang: str, *, built: Built | None = None, html_text: str | None = None) -> bytes:

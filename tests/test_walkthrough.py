@@ -220,6 +220,7 @@ def test_run_export_and_its_command_line(tmp_path, runs_dir):
     assert train(session) == "finished"
     html = export.run_html(session.run, "fa")
     _offline(html)
+    assert str(runs_dir) not in html and str(session.run.path) not in html   # no server paths in a handout
     assert 'dir="rtl"' in html and "data-key=\"grid_step_10\"" in html
     bundle = zipfile.ZipFile(io.BytesIO(export.run_zip(session.run, "en")))
     assert {"report.html", "metrics.csv", "eval.json", "numbers.json"} <= set(bundle.namelist())
