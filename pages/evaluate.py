@@ -25,12 +25,14 @@ if not translating and "samples" not in can:
 
 
 def inception_ready() -> tuple[bool, str]:
-    from gm.metrics.inception import find_weights, missing_weights_message
+    """Whether the Inception weights are here, and if not, why in the reader's words: not the CLI's
+    message, whose server paths and command-line flags mean nothing in a browser."""
+    from gm.metrics.inception import WEIGHTS_FILE, find_weights
     try:
         find_weights(download=False)
         return True, ""
     except Exception:
-        return False, missing_weights_message()
+        return False, t("evaluate.inception_missing", file=WEIGHTS_FILE)
 
 
 # ---- start an evaluation ------------------------------------------------------------------------

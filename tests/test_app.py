@@ -240,3 +240,12 @@ def test_train_form_says_which_value_is_wrong_instead_of_doing_nothing(app_runs,
     assert not at.exception
     assert [e.value for e in at.error] == [message]
     assert _ui.manager().jobs() == []
+
+
+def test_evaluate_says_why_inception_is_off_without_server_paths_or_flags(app_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))   # no Inception weights there
+    run = finished_run(app_runs)
+    at = open_page("pages/evaluate.py", run.path)
+    notes = [c.value for c in at.caption if "Inception" in c.value]
+    assert notes and "which this server does not have" in notes[0]
+    assert "--" not in notes[0] and str(tmp_path) not in notes[0]
