@@ -442,3 +442,9 @@ def job_buttons(job, pause_col, stop_col, where: str) -> None:
             rules.unpause(me, job.key)
         if job.active and stop_col.button(t("train.stop"), key=f"{where}-stop-{job.key}"):
             rules.stop(me, job.key)
+
+
+def metric_name(key: str) -> str:
+    """A logged metric's name in the catalogs ([metric]), else the key as logged."""
+    text = translator()(f"metric.{key}")
+    return key if text == f"metric.{key}" else text

@@ -29,10 +29,7 @@ log_y = c3.toggle(t("monitor.log_y"), key="mon.log")
 translating = "translates" in ui.capabilities(cfg)
 
 
-def metric_name(key: str) -> str:
-    """A logged metric's name in the catalogs ([metric]), else the key as logged."""
-    text = t(f"metric.{key}")
-    return key if text == f"metric.{key}" else text
+metric_name = ui.metric_name
 
 
 def history() -> MetricsHistory:

@@ -249,3 +249,22 @@ def test_evaluate_says_why_inception_is_off_without_server_paths_or_flags(app_ru
     notes = [c.value for c in at.caption if "Inception" in c.value]
     assert notes and "which this server does not have" in notes[0]
     assert "--" not in notes[0] and str(tmp_path) not in notes[0]
+
+
+def test_compare_names_metrics_offers_log_y_and_says_which_run_a_chart_leaves_out(app_runs, mnist_dir):
+    import json
+    vae = finished_run(app_runs, "a-vae")
+    gan_config = with_overrides(get_spec("gan").config_cls(), {"width": "0.25", "batch_size": "8", "log_every": "2"},
+                                model="gan")
+    session = new_session("gan", gan_config, runs_dir=app_runs, name="b-gan", device="cpu", steps=4,
+                          data_dir=str(mnist_dir))
+    assert train(session) == "finished"
+    gan = session.run
+    at = open_page("pages/compare.py", vae.path)
+    at.multiselect(key="cmp.runs").set_value([str(vae.path), str(gan.path)]).run()
+    first = at.selectbox(key="cmp.a")
+    assert first.value == "kl" and first.format_func("kl") != "kl"          # a name, not the raw key
+    assert any("Not on this chart: b-gan" in c.value for c in at.caption)   # the GAN logs no KL
+    at.toggle(key="cmp.log").set_value(True).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["type"] == "log"
