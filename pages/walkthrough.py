@@ -26,6 +26,8 @@ if pending in STEPS:
 LANG = ui.lang()
 step = ui.localized(st.selectbox, t("walkthrough.page.step"), STEPS, key="wt.step",
                     format_func=lambda k: wt.step_title(k, LANG))
+if st.query_params.get("step") != step:
+    st.query_params["step"] = step   # the address follows the step, so a link opens this very step
 
 
 # ---- which run plays each role ---------------------------------------------------------------------
@@ -162,6 +164,9 @@ def draw_train(block) -> None:
     role = ROLES[block.role]
     with st.container(border=True):
         st.markdown(block.text)
+        started = st.session_state.pop("wt.started", None)
+        if started:
+            st.success(t("walkthrough.page.started", name=started))
         c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
         limits = ui.demo_limits()
         most = limits.max_steps if limits else None
@@ -171,7 +176,11 @@ def draw_train(block) -> None:
             with ui.user_errors():
                 job = ui.policy().start_run(ui.owner(), role.model, dict(role.overrides), steps=steps,
                                             device="auto", runs_dir=ui.runs_dir())
-                st.success(t("walkthrough.page.started", name=job.name))
+                # The new run becomes this step's run and the app's current run: the student watches it.
+                st.session_state[f"wt.role.{block.role}"] = job.key
+                ui.select_run(job.key)
+                st.session_state["wt.started"] = job.name
+                st.rerun()
 
 
 def draw_demo(block) -> None:

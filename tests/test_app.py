@@ -268,3 +268,27 @@ def test_compare_names_metrics_offers_log_y_and_says_which_run_a_chart_leaves_ou
     at.toggle(key="cmp.log").set_value(True).run()
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["type"] == "log"
+
+
+def test_walkthrough_address_follows_the_step_and_train_it_yourself_selects_the_new_run(app_runs):
+    from pages import _ui
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=180)
+    at.session_state["wt.step"] = "vae"
+    at.run()
+    at.switch_page("pages/walkthrough.py").run()
+    assert not at.exception and at.query_params["step"] in ("vae", ["vae"])
+    at.selectbox(key="wt.step@en").set_value("controlvae").run()
+    assert at.query_params["step"] in ("controlvae", ["controlvae"])   # a link to this step can be shared
+    start = next(b for b in at.button if (b.key or "").startswith("wt.train."))
+    role = start.key.split("wt.train.", 1)[1]
+    at.number_input(key=f"wt.steps.{role}").set_value(2)
+    start.click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    job = _ui.manager().jobs()[0]
+    try:
+        assert at.session_state[f"wt.role.{role}"] == job.key        # the step shows the new run
+        assert at.session_state["run"] == job.key                    # and so does every other page
+        assert any(job.name in s.value for s in at.success)
+    finally:
+        _ui.manager().stop(job.key)
+        _ui.manager().wait(job.key, timeout=120)
