@@ -560,7 +560,7 @@ class JobManager:
                                         stdin=subprocess.DEVNULL, start_new_session=True)
             with self._lock:
                 job.process = proc
-            follower = _ProcessFollower(run, plan.start, job)
+            follower = _ProcessFollower(run, plan.start)
             while proc.poll() is None:
                 self._follow(job, follower)
                 time.sleep(0.5)
@@ -622,7 +622,7 @@ class _ProcessFollower:
     """What a torchrun job's run folder says about it: status and step from state.json, the latest
     metrics row and the speed from metrics.jsonl (read incrementally)."""
 
-    def __init__(self, run: RunFolder, start: int, job: _Job) -> None:
+    def __init__(self, run: RunFolder, start: int) -> None:
         self.run = run
         self.reader = MetricsReader(run.metrics_path)
         self.start = start
