@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from gm.errors import GMError
 
@@ -145,7 +145,7 @@ def _preflight(args: argparse.Namespace) -> None:
 def _start(args: argparse.Namespace) -> Group | None:
     """None for one process. --nproc N > 1 outside torchrun: this process becomes torchrun running the
     same command on N processes (it does not return). Under torchrun: this rank's process group."""
-    from gm.runs.distributed import join, launched_by_torchrun
+    from gm.runs.distributed import exit_rank, join, launched_by_torchrun
     from gm.runs.launch import check_nproc, exec_torchrun
 
     check_nproc(args.nproc)
@@ -154,7 +154,7 @@ def _start(args: argparse.Namespace) -> Group | None:
             return join(args.device)
         except GMError:
             if int(os.environ.get("RANK", "0")) != 0:
-                _exit(2)   # every rank meets it (no GPU for this device): rank 0 says it once
+                exit_rank(2)   # every rank meets it (no GPU for this device): rank 0 says it once
             raise
     if args.nproc > 1:
         argv = getattr(args, "argv", None)
@@ -191,7 +191,7 @@ def _sharded(body: Callable[[argparse.Namespace, Group | None], int]) -> Callabl
         group = _start(args)
         if group is None:
             return body(args, None)
-        from gm.runs.distributed import is_collective_failure, leave
+        from gm.runs.distributed import exit_rank, is_collective_failure, leave
 
         if not group.is_main:
             args.quiet = True
@@ -215,7 +215,7 @@ def _sharded(body: Callable[[argparse.Namespace, Group | None], int]) -> Callabl
             code = _say(group, f"error: {who} stopped, so the evaluation stopped; run it with --nproc 1 to see "
                                f"why.", 2)
         leave(group)
-        _exit(code)
+        exit_rank(code)
 
     command.__doc__ = body.__doc__
     return command
@@ -226,11 +226,6 @@ def _say(group: Group, message: str, code: int) -> int:
     if group.is_main:
         print(message, file=sys.stderr)
     return code
-
-
-def _exit(code: int) -> NoReturn:
-    from gm.runs.distributed import exit_rank
-    exit_rank(code)
 
 
 def _label(name: str, group: Group | None) -> str:

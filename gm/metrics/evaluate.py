@@ -231,9 +231,26 @@ def announce_estimate(extractor: Extractor, images: int, shape: tuple[int, int, 
             + (f"; {real:,} of them are real images, cached afterwards" if real else ""))
 
 
-def _need_dataset(a: str | Path) -> GMError:
-    return GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites "
-                   f"(or give B).")
+def _fid_sources(a: str | Path, b: str | Path | None, dataset: str | None) -> tuple[Source, Source | None, str | None]:
+    """fid()'s sources and dataset, or its one-sentence error."""
+    src_a = open_source(a)
+    src_b = open_source(b) if b is not None else None
+    ds = _dataset_of([src_a, src_b], dataset)
+    if src_b is None and ds is None:
+        raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites "
+                      f"(or give B).")
+    return src_a, src_b, ds
+
+
+def _eval_source(a: str | Path, dataset: str | None) -> tuple[Source, str]:
+    """evaluate()'s source (images, not statistics) and dataset, or its one-sentence error."""
+    src = open_source(a)
+    if src.kind == "stats":
+        raise GMError(f"{a} holds statistics, not images; `eval` needs a run folder or images.")
+    ds = _dataset_of([src], dataset)
+    if ds is None:
+        raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
+    return src, ds
 
 
 def check_sources(a: str | Path, b: str | Path | None = None, *, dataset: str | None = None,
@@ -241,15 +258,10 @@ def check_sources(a: str | Path, b: str | Path | None = None, *, dataset: str | 
     """The checks fid() (and, with images_only, evaluate()) makes of its sources before any model or
     feature work, with the same one-sentence errors: the CLI runs them once before it starts several
     processes, so a mistyped path is one line rather than one per process and a launcher report."""
-    src_a = open_source(a)
-    if images_only and src_a.kind == "stats":
-        raise GMError(f"{a} holds statistics, not images; `eval` needs a run folder or images.")
-    src_b = open_source(b) if b is not None else None
-    ds = _dataset_of([src_a, src_b], dataset)
-    if src_b is None and ds is None:
-        if images_only:
-            raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
-        raise _need_dataset(a)
+    if images_only:
+        _eval_source(a, dataset)
+    else:
+        _fid_sources(a, b, dataset)
 
 
 def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, features: str = "inception",
@@ -277,11 +289,7 @@ def fid(a: str | Path, b: str | Path | None = None, *, n: int = DEFAULT_N, featu
         raise GMError(f"--n must be at least 2; got {n}.")
     start = time.perf_counter()
     dev = resolve_device(device)
-    src_a = open_source(a)
-    src_b = open_source(b) if b is not None else None
-    ds = _dataset_of([src_a, src_b], dataset)
-    if src_b is None and ds is None:
-        raise _need_dataset(a)
+    src_a, src_b, ds = _fid_sources(a, b, dataset)
     runs = {id(s): _open_run(s.path, dev) for s in (src_a, src_b) if s is not None and s.kind == "run"}
     run_a, run_b = runs.get(id(src_a)), runs.get(id(src_b)) if src_b is not None else None
     needs_features = src_a.kind != "stats" or src_b is None or src_b.kind != "stats"
@@ -391,12 +399,7 @@ def evaluate(a: str | Path, *, dataset: str | None = None, n: int | None = None,
 
     start = time.perf_counter()
     dev = resolve_device(device)
-    src = open_source(a)
-    if src.kind == "stats":
-        raise GMError(f"{a} holds statistics, not images; `eval` needs a run folder or images.")
-    ds = _dataset_of([src], dataset)
-    if ds is None:
-        raise GMError(f"{a} is not a run folder, so its dataset is unknown; pass --dataset mnist or dsprites.")
+    src, ds = _eval_source(a, dataset)
     if src.kind == "run" and _is_translation_run(src.path):
         from gm.metrics.translation import DEFAULT_N as TRANSLATION_N
         return _evaluate_translation(_open_run(src.path, dev, translates=True), ds, n=n or TRANSLATION_N,

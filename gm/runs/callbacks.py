@@ -153,6 +153,7 @@ class SharedPauseStop(PauseStop):
         self.poll = poll
         self.since = time.time() if since is None else since   # when this process started
         self._file_request: str | None = None
+        self._file_seen: int | None = None   # control.json's mtime when last read
 
     def on_start(self, loop: Loop) -> None:
         run = loop.session.run
@@ -170,9 +171,16 @@ class SharedPauseStop(PauseStop):
     def _requests(self, loop: Loop) -> tuple[bool, bool]:
         """(stop, pause) as this rank sees them now."""
         if loop.session.is_main:
-            request = loop.session.run.read_request()
-            if request is not None:
-                self._file_request = request
+            # A stat per step; the file is read and parsed only when it changed.
+            try:
+                mtime = loop.session.run.control_path.stat().st_mtime_ns
+            except OSError:
+                mtime = None
+            if mtime is not None and mtime != self._file_seen:
+                self._file_seen = mtime
+                request = loop.session.run.read_request()
+                if request is not None:
+                    self._file_request = request
         stop = self.control.stop_requested or self._file_request == "stop"
         pause = self.control.pause_requested or self._file_request == "pause"
         return stop, pause

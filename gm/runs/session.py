@@ -270,8 +270,8 @@ def _plan_resume(run: RunFolder, lock: RunLock, *, steps, epochs, device, data_d
     start = found[0] if found else 0
     if found is not None:
         written_on, per_rank = checkpoint_processes(found[1])
-        if (written_on, per_rank and written_on > 1) != (processes, bool(
-                processes > 1 and getattr(config, "per_rank_batch", False))):
+        same_batches = processes == 1 or per_rank == bool(getattr(config, "per_rank_batch", False))
+        if written_on != processes or not same_batches:
             notes.append(f"Step {start} was trained on {written_on} process(es); continuing on {processes} "
                          f"works but is not bit-exact (the data shards and the sums of gradients differ).")
     prior_total = int(state.get("total_steps") or 0)
