@@ -226,6 +226,14 @@ class DemoPolicy:
         self._check_mine(owner, key)
         return self.manager.stop(key)
 
+    def step(self, owner: str, key: str | os.PathLike) -> Any:
+        self._check_mine(owner, key)
+        return self.manager.step(key)
+
+    def preview(self, owner: str, key: str | os.PathLike) -> Any:
+        """The job's live preview: anybody who may see the job may watch it."""
+        return self.manager.preview(key)
+
     def may_control(self, owner: str, key: str | os.PathLike) -> bool:
         return not self.demo or self.owns(owner, key)
 

@@ -185,7 +185,7 @@ def test_resume_falls_back_and_sets_the_damaged_checkpoint_aside(manager, runs_d
     assert _warnings(caplog) == list(job.notes)
     done = manager.wait(job.key, timeout=120)
     assert done.status == "finished" and done.step == 20, done.error
-    assert _steps(run) == [5, 10, 15, 20]
+    assert _steps(run) == [1, 5, 10, 15, 20]   # the old row 15 dropped with its checkpoint, written anew
     assert _checkpoints(run) == [10, 15, 20]
     assert (run / "checkpoints" / "damaged-step-15").is_dir()
     ck.load_checkpoint(run / "checkpoints" / "step-15")  # the new step-15 is whole
@@ -202,7 +202,7 @@ def test_cli_resume_prints_the_fallback_warning_on_stderr(manager, runs_dir, tin
                "using step-10 instead.")
     assert done.stderr.splitlines().count(warning) == 1, done.stderr
     assert done.stdout.startswith(f"finished: {run.resolve()} at step 15")
-    assert _steps(run) == [5, 10, 15]
+    assert _steps(run) == [1, 5, 10, 15]
 
 
 # ---- divergence rolls back --------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def test_divergence_rolls_back_and_resume_with_a_smaller_lr_continues(manager, r
     done = manager.wait(job.key, timeout=120)
     assert done.status == "finished" and done.step == 40 and done.error is None
     assert RunFolder(run).read_config()["config"]["lr"] == 5e-5
-    assert _steps(run) == list(range(5, 41, 5))
+    assert _steps(run) == [1, *range(5, 41, 5)]   # the diverged attempt's rows after step 10 re-logged
     assert all(math.isfinite(r["loss"]) for r in RunFolder(run).read_metrics())
 
 
@@ -268,7 +268,7 @@ def test_kill_leftovers_are_cleaned_by_the_next_holder_of_the_lock(manager, runs
     assert job.step == 15 and job.notes == ()
     assert manager.wait(job.key, timeout=120).status == "finished"
     assert sorted(os.listdir(checkpoints)) == ["step-10", "step-15", "step-20"]
-    assert _steps(run) == [5, 10, 15, 20]
+    assert _steps(run) == [1, 5, 10, 15, 20]
 
 
 def test_pruning_renames_before_deleting_so_a_kill_leaves_no_half_folder(tmp_path, monkeypatch):

@@ -33,12 +33,14 @@ def test_train_resume_sample_runs(runs_dir, tmp_path, capsys):
     state = json.loads((run / "state.json").read_text())
     assert state["status"] == "finished" and state["step"] == 12 and state["last_checkpoint"] == "step-12"
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in lines] == [4, 8, 12]
+    assert [r["step"] for r in lines] == [1, 4, 8, 12]   # step 1 at once, then every log_every
     assert {"step", "epoch", "time", "loss", "recon", "kl", "beta"} <= set(lines[0])
     assert (run / "samples" / "step-12.png").is_file()
 
     assert main(["resume", str(run), "--steps", "4", "--quiet"]) == 0
     assert json.loads((run / "state.json").read_text())["step"] == 16
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 4, 8, 12, 16]   # a resume adds no row at its first step
 
     out = tmp_path / "grid.png"
     assert main(["sample", str(run), "--n", "12", "--nrow", "4", "--out", str(out)]) == 0

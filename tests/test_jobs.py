@@ -93,7 +93,7 @@ def test_two_runs_at_once_keep_their_files_apart(runs_dir, tiny_data):
             run = RunFolder(job.key)
             assert run.read_config()["config"]["seed"] == seed
             assert run.read_state()["step"] == total
-            assert _steps(job.key) == list(range(5, total + 1, 5))
+            assert _steps(job.key) == [1, *range(5, total + 1, 5)]   # step 1 at once, then every log_every
             assert [s for s, _ in list_checkpoints(run.checkpoints_dir)] == [total]
             assert [s for s, _ in run.sample_grids()][-1] == total
         losses_a = [r["loss"] for r in RunFolder(a.key).read_metrics()]
@@ -147,7 +147,8 @@ def test_queued_job_starts_when_the_device_frees(manager, runs_dir, tiny_data):
     assert manager.wait(a.key, timeout=60).status == "finished"
     assert manager.wait(b.key, timeout=60).status == "finished"
     first_b = json.loads((Path(b.key) / "metrics.jsonl").read_text().splitlines()[0])
-    assert first_b["step"] == 5 and RunFolder(b.key).read_state()["step"] == 10
+    assert first_b["step"] == 1 and RunFolder(b.key).read_state()["step"] == 10   # b's own step 1, at once
+    assert _steps(b.key) == [1, 5, 10]
 
 
 def test_nan_marks_the_run_diverged_and_it_resumes_with_other_settings(
@@ -171,7 +172,7 @@ def test_nan_marks_the_run_diverged_and_it_resumes_with_other_settings(
     assert step == 20
     weights, _, _ = load_checkpoint(path)
     assert all(bool(torch.isfinite(w).all()) for w in weights.values())
-    assert _steps(job.key) == [5, 10, 15, 20]  # the bad window was never logged
+    assert _steps(job.key) == [1, 5, 10, 15, 20]  # the bad window was never logged
 
     monkeypatch.undo()
     again = manager.resume_run(job.key, overrides={"lr": "5e-5"})
@@ -179,7 +180,7 @@ def test_nan_marks_the_run_diverged_and_it_resumes_with_other_settings(
     done = manager.wait(job.key, timeout=60)
     assert done.status == "finished" and done.step == 40 and done.error is None
     assert RunFolder(job.key).read_config()["config"]["lr"] == 5e-5
-    assert _steps(job.key) == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert _steps(job.key) == [1, *range(5, 41, 5)]   # the resume at step 20 adds no row at step 21
     assert all(math.isfinite(r["loss"]) for r in RunFolder(job.key).read_metrics())
 
 
@@ -311,3 +312,50 @@ def test_cli_train_stops_at_a_checkpoint_on_ctrl_c_and_sigterm(runs_dir, tiny_da
     assert latest_checkpoint(run / "checkpoints")[0] == state["step"]
     assert _steps(run)[-1] == state["step"]
     assert signal.getsignal(signal.SIGTERM) is before  # put back
+
+
+def test_step_mode_one_step_then_paused_with_its_row_and_preview(manager, runs_dir, tiny_data):
+    """GAN Lab's step mode: a paused job takes exactly one step per request, stays paused, writes
+    that step's metrics row at once and redraws the live preview from the model in memory."""
+    job = _start(manager, runs_dir, tiny_data, "stepper")
+    with pytest.raises(GMError, match="not paused"):
+        manager.step(job.key)          # a running job has no single steps
+    _wait_for(lambda: manager.get(job.key).step >= 3, what="steps")
+    manager.pause(job.key)
+    paused = manager.wait(job.key, ("paused",), timeout=60)
+    first = _wait_for(lambda: manager.preview(job.key), what="a preview while paused")
+    assert first.step == paused.step and first.pixels.ndim in (2, 3) and first.pixels.dtype.name == "uint8"
+    checkpoints = len(list_checkpoints(runs_dir / "stepper" / "checkpoints"))
+
+    for k in (1, 2, 3):
+        manager.step(job.key)
+        want = paused.step + k
+        stepped = _wait_for(lambda: (p := manager.preview(job.key)) and p.step == want and p,  # noqa: B023
+                            what=f"single step {k}")
+        assert _steps(job.key)[-1] == paused.step + k       # its row is out at once (log_every=5)
+        assert manager.get(job.key).status == "paused"
+        assert not (stepped.pixels == first.pixels).all()     # the preview moved with the model
+    time.sleep(0.3)
+    assert manager.get(job.key).step == paused.step + 3     # no step beyond the ones asked for
+    assert RunFolder(job.key).read_state()["status"] == "paused"
+    assert len(list_checkpoints(runs_dir / "stepper" / "checkpoints")) == checkpoints  # no save per step
+
+    manager.unpause(job.key)
+    _wait_for(lambda: manager.get(job.key).step >= paused.step + 8, what="training after continue")
+    assert manager.get(job.key).status == "running"
+    manager.stop(job.key)
+    stopped = manager.wait(job.key, timeout=60)
+    assert stopped.status == "stopped" and manager.preview(job.key) is None
+
+
+def test_live_preview_is_drawn_only_while_watched(manager, runs_dir, tiny_data):
+    job = _start(manager, runs_dir, tiny_data, "watched")
+    _wait_for(lambda: manager.get(job.key).step >= 3, what="steps")
+    assert manager.preview(job.key) is None                  # nobody asked yet: nothing drawn
+    first = _wait_for(lambda: manager.preview(job.key), what="the first preview")
+    assert first.step >= 3
+    later = _wait_for(lambda: (p := manager.preview(job.key)) and p.step > first.step and p,
+                      timeout=30, what="a newer preview")
+    assert later.made > first.made
+    manager.stop(job.key)
+    manager.wait(job.key, timeout=60)

@@ -82,7 +82,7 @@ def test_a_custom_callback_hears_every_step_and_row_in_order(runs_dir):
                      ("save", 10), ("end", "finished")]
     # Each row is heard right after the step that wrote it, and it is the row on disk.
     logs = [(i, e) for i, e in enumerate(seen.events) if e[0] == "log"]
-    assert [e[1] for _, e in logs] == [3, 6, 9, 10]
+    assert [e[1] for _, e in logs] == [1, 3, 6, 9, 10]   # step 1 at once, every log_every, the end
     for i, e in logs:
         assert seen.events[i - 1] == ("step", e[1])
     rows = RunFolder(session.run.path).read_metrics()
@@ -95,7 +95,7 @@ def test_without_grid_and_checkpoint_callbacks_nothing_but_metrics_is_written(ru
     assert train(session, callbacks=default_callbacks(grids=False, checkpoints=False)) == "finished"
     run = session.run
     assert _grids(run.path) == [] and _checkpoints(run.path) == []
-    assert [r["step"] for r in run.read_metrics()] == [3, 6, 9, 12, 15, 17]
+    assert [r["step"] for r in run.read_metrics()] == [1, 3, 6, 9, 12, 15, 17]
     state = run.read_state()
     assert state["status"] == "finished" and state["last_checkpoint"] is None
     assert session.last_checkpoint_step is None
@@ -113,7 +113,7 @@ def test_default_callbacks_keep_the_grid_and_checkpoint_cadence(runs_dir):
     assert _grids(run.path) == [7, 8, 14, 16, 20]
     # checkpoint_every 6 and the end: 6, 12, 18, 20; the newest two and the best are kept.
     rows = run.read_metrics()
-    windows = {6: [3, 6], 12: [9, 12], 18: [15, 18], 20: [20]}
+    windows = {6: [1, 3, 6], 12: [9, 12], 18: [15, 18], 20: [20]}   # step 1's row counts toward step 6
     score = {s: sum(r["recon"] + r["kl"] for r in rows if r["step"] in w) / len(w) for s, w in windows.items()}
     best = None
     for s in (6, 12, 18, 20):
@@ -124,16 +124,17 @@ def test_default_callbacks_keep_the_grid_and_checkpoint_cadence(runs_dir):
     assert state["best_checkpoint"] == {"name": f"step-{best}", "step": best, "by": "recon+kl",
                                         "value": pytest.approx(score[best])}
     assert (state["status"], state["step"], state["last_checkpoint"]) == ("finished", 20, "step-20")
-    assert [r["step"] for r in rows] == [3, 6, 9, 12, 15, 18, 20]
+    assert [r["step"] for r in rows] == [1, 3, 6, 9, 12, 15, 18, 20]
 
 
 def test_the_best_checkpoint_outlives_pruning(runs_dir):
     session = session_of(runs_dir, "b", steps=20)
     t = session.trainer
-    t.checkpoint_score = lambda record: ("dist", abs(t.step - 7))   # rows 3, 6 -> 2.5: step 6 is best
+    # rows 1, 3, 6 -> (3 + 1 + 2) / 3 = 2.0; rows 9, 12 -> 6.5; 15, 18 -> 12.5; 20 -> 16: step 6 is best
+    t.checkpoint_score = lambda record: ("dist", abs(t.step - 4))
     assert train(session) == "finished"
     assert _checkpoints(session.run.path) == [6, 18, 20]
-    assert session.run.read_state()["best_checkpoint"] == {"name": "step-6", "step": 6, "by": "dist", "value": 2.5}
+    assert session.run.read_state()["best_checkpoint"] == {"name": "step-6", "step": 6, "by": "dist", "value": 2.0}
 
 
 def test_checkpoint_seconds_saves_on_time(runs_dir):
@@ -186,7 +187,7 @@ def test_a_nan_still_ends_the_run_as_diverged_with_nothing_saved_after_it(runs_d
     assert latest_checkpoint(session.run.path / "checkpoints")[0] == 12 == session.last_checkpoint_step
     weights, _, _ = load_checkpoint(latest_checkpoint(session.run.path / "checkpoints")[1])
     assert all(bool(torch.isfinite(w).all()) for w in weights.values())
-    assert [r["step"] for r in session.run.read_metrics()] == [3, 6, 9, 12]  # the bad window never logged
+    assert [r["step"] for r in session.run.read_metrics()] == [1, 3, 6, 9, 12]  # the bad window never logged
     assert not any(e[0] == "end" for e in seen.events)
 
 

@@ -33,7 +33,8 @@ def test_vae_resume_equivalence(runs_dir):
         torch.testing.assert_close(w1[k], w2[k], rtol=0, atol=0)
     m1 = RunFolder(runs_dir / "one").read_metrics()
     m2 = RunFolder(runs_dir / "two").read_metrics()
-    assert [r["step"] for r in m1] == [r["step"] for r in m2] == [5, 10, 15, 20, 25, 30]
+    # step 1 is logged at once; the resumed part (steps 21-30) adds no row of its own at step 21
+    assert [r["step"] for r in m1] == [r["step"] for r in m2] == [1, 5, 10, 15, 20, 25, 30]
     for a, b in zip(m1, m2):
         assert a["loss"] == b["loss"] and a["kl"] == b["kl"]
     state = RunFolder(runs_dir / "two").read_state()
@@ -46,9 +47,9 @@ def test_resume_after_crash_drops_unsaved_metrics(runs_dir):
     run = RunFolder(runs_dir / "r")
     run.append_metrics([{"step": 15, "loss": 1.0}])  # logged after the checkpoint, then a crash
     resumed = open_session(run.path, steps=5)
-    assert [r["step"] for r in run.read_metrics()] == [5, 10]
+    assert [r["step"] for r in run.read_metrics()] == [1, 5, 10]
     train(resumed)
-    assert [r["step"] for r in run.read_metrics()] == [5, 10, 15]
+    assert [r["step"] for r in run.read_metrics()] == [1, 5, 10, 15]   # no extra row at step 11
 
 
 def test_finished_run_needs_more_steps(runs_dir):

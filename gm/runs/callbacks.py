@@ -85,6 +85,8 @@ class Control:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._steps_lock = threading.Lock()
+        self._single_steps = 0          # steps asked for while paused (GAN Lab's step mode)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -94,7 +96,25 @@ class Control:
         self._running.clear()
 
     def request_continue(self) -> None:
+        with self._steps_lock:
+            self._single_steps = 0
         self._running.set()
+
+    def request_step(self) -> None:
+        """One training step, then paused again (only while paused; a running job ignores it)."""
+        with self._steps_lock:
+            self._single_steps += 1
+        self._running.set()             # wakes the waiting loop; take_step() tells it why
+
+    def take_step(self) -> bool:
+        """Whether a single step was asked for (and count it as taken)."""
+        with self._steps_lock:
+            if self._single_steps <= 0:
+                return False
+            self._single_steps -= 1
+            if self._single_steps == 0:
+                self._running.clear()   # the pause holds after this step
+            return True
 
     @property
     def stop_requested(self) -> bool:
@@ -110,12 +130,9 @@ class Control:
 
 class PauseStop(Callback):
     """Honours a Control's requests before each step, so both take effect within one step: a pause
-    saves everything, marks the run paused and waits; a stop ends the loop (it then saves).
+    saves everything, marks the run paused and waits; a stop ends the loop (it then saves). While
+    paused, :meth:`Control.request_step` lets one step through and pauses again (step mode).
     ``on_status`` hears "running" and "paused" as they happen (from the training thread)."""
-
-    def __init__(self, control: Control, on_status: Callable[[str], None] | None = None) -> None:
-        self.control = control
-        self.on_status = on_status
 
     def _report(self, status: str) -> None:
         if self.on_status is not None:
@@ -124,20 +141,49 @@ class PauseStop(Callback):
     def on_start(self, loop: Loop) -> None:
         self._report("running")
 
+    def __init__(self, control: Control, on_status: Callable[[str], None] | None = None) -> None:
+        self.control = control
+        self.on_status = on_status
+        self._stepping = False          # the last step was a single step taken while paused
+
     def on_step_start(self, loop: Loop) -> None:
         control = self.control
+        if self._stepping:
+            # Back from a single step: its metrics go out at once (a chart point per step) and the
+            # pause holds without another save, unless a continue or stop came meanwhile.
+            self._stepping = False
+            loop.flush()
+            if control.pause_requested and not control.stop_requested:
+                loop.paused()
+                self._wait(loop)
+                return
+            loop.resumed()
+            if not control.stop_requested:
+                loop.session.run.write_state(status="running")
+                self._report("running")
         if control.pause_requested and not control.stop_requested:
             loop.save()
             loop.session.run.write_state(status="paused")
             self._report("paused")
             loop.paused()
-            while control.pause_requested and not control.stop_requested:
-                control.wait_while_paused()
-            loop.resumed()
-            if not control.stop_requested:
-                loop.session.run.write_state(status="running")
-                self._report("running")
+            self._wait(loop)
+            return
         if control.stop_requested:
+            loop.stop()
+
+    def _wait(self, loop: Loop) -> None:
+        """Wait out a pause: until continue, stop, or a single step (which stays paused after it)."""
+        control = self.control
+        while control.pause_requested and not control.stop_requested:
+            control.wait_while_paused()
+        if not control.stop_requested and control.take_step():
+            self._stepping = True
+            return
+        loop.resumed()
+        if not control.stop_requested:
+            loop.session.run.write_state(status="running")
+            self._report("running")
+        else:
             loop.stop()
 
 
@@ -271,8 +317,8 @@ class MetricsWindow:
 
 
 class MetricsLogger(Callback):
-    """Collects each step's metrics in a window and writes their means to metrics.jsonl every
-    `log_every` steps and at every save point; a non-finite value raises Diverged, so a bad window
+    """Collects each step's metrics in a window and writes their means to metrics.jsonl at step 1,
+    every `log_every` steps and at every save point; a non-finite value raises Diverged, so a bad window
     is never logged and nothing after it is saved."""
 
     def __init__(self) -> None:
@@ -280,7 +326,10 @@ class MetricsLogger(Callback):
 
     def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
         self.window.add(step, metrics)
-        if step % loop.session.config.log_every == 0:
+        # Step 1 is logged at once: a new run's charts get their first point within a second
+        # instead of after log_every steps (a resumed run already has points, and keeps the rows a
+        # run trained without a break would have).
+        if step % loop.session.config.log_every == 0 or step == 1:
             loop.flush()
 
     def on_flush(self, loop: Loop) -> None:
@@ -356,6 +405,60 @@ class SampleGrids(Callback):
     def write(self, session: Session) -> None:
         images, nrow = session.trainer.sample_grid()
         save_png(session.run.samples_dir / f"step-{session.trainer.step}.png", make_grid(images, nrow))
+
+
+# ---- live preview ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preview:
+    """The trainer's fixed-noise grid as it looked at `step` (uint8 pixels, H x W x C), drawn from
+    the model in memory: nothing written to the run folder."""
+
+    step: int
+    pixels: Any            # numpy uint8, H x W (grey) or H x W x 3
+    made: float            # time.time() when drawn
+
+
+class LivePreview(Callback):
+    """Redraws the fixed-noise grid while somebody watches (the app's Monitor, GAN Lab style).
+
+    Drawing happens in the training thread between two steps, so it never races the optimizer or
+    flips a network's train/eval mode under it. It costs a forward pass of the grid, taken at most
+    every ``every`` seconds, and only while :meth:`want` was called within the last ``linger``
+    seconds (a tab that stopped polling costs nothing); on entering a pause and after a single step
+    it is drawn at once, so a paused job always shows its current state.
+    """
+
+    def __init__(self, every: float = 2.0, linger: float = 10.0) -> None:
+        self.every, self.linger = every, linger
+        self._lock = threading.Lock()
+        self._latest: Preview | None = None
+        self._wanted_until = 0.0
+        self._fresh = False      # a request arrived since the last drawing: draw at the next chance
+
+    def want(self) -> Preview | None:
+        """The latest preview (None before the first); keeps previews coming for ``linger`` s."""
+        with self._lock:
+            self._wanted_until = time.monotonic() + self.linger
+            if self._latest is None:
+                self._fresh = True
+            return self._latest
+
+    def on_step_end(self, loop: Loop, step: int, metrics: dict[str, Any]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = now < self._wanted_until and (
+                self._fresh or self._latest is None or time.time() - self._latest.made >= self.every)
+        if due:
+            self.draw(loop.session)
+
+    def on_pause(self, loop: Loop) -> None:
+        self.draw(loop.session)
+
+    def draw(self, session: Session) -> None:
+        images, nrow = session.trainer.sample_grid()
+        preview = Preview(session.trainer.step, make_grid(images, nrow), time.time())
+        with self._lock:
+            self._latest, self._fresh = preview, False
 
 
 # ---- checkpoints -------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from gm.data import load_dataset
 from gm.device import check_processes, resolve_device
 from gm.errors import GMError
 from gm.registry import get_spec
+from gm.runs.callbacks import LivePreview, Preview
 from gm.runs.folder import RunFolder, default_runs_dir
 from gm.runs.launch import check_nproc, torchrun_command
 from gm.runs.lock import holder
@@ -52,6 +53,7 @@ from gm.runs.loop import (
     ResumePlan,
     Session,
     _os_error_message,
+    default_callbacks,
     host_id,
     open_planned,
     plan_new,
@@ -86,6 +88,7 @@ class JobInfo:
     requested: str | None = None  # "pause" or "stop" while the request is on its way
     queue_position: int | None = None  # 0 = next on its device; None unless queued
     notes: tuple[str, ...] = ()   # warnings, e.g. a damaged newest checkpoint skipped on resume
+    processes: int = 1            # > 1: trained by a torchrun subprocess
 
     @property
     def run_dir(self) -> Path:
@@ -135,6 +138,8 @@ class _Job:
         self.listener = listener
         self.processes = processes       # > 1: trained by a torchrun subprocess (gm.runs.torchrun)
         self.control = Control() if processes == 1 else _RunFolderControl(plan.run)
+        # Drawn from the model in memory: a torchrun job's model lives in other processes.
+        self.preview = LivePreview() if processes == 1 else None
         self.thread: threading.Thread | None = None
         self.session: Session | None = None
         self.status = "queued"
@@ -337,6 +342,28 @@ class JobManager:
                 job.requested = "stop"
             return self._info(job)
 
+    def step(self, key: str | os.PathLike) -> JobInfo:
+        """One training step of a paused job, which then stays paused (GAN Lab's step mode): its
+        metrics row and live preview follow at once."""
+        with self._lock:
+            job = self._job(key)
+            if job.status != "paused":
+                raise GMError(f"Run '{job.name}' is not paused; pause it first to train step by step.")
+            if job.processes != 1:
+                raise GMError(f"Run '{job.name}' trains on {job.processes} processes; step mode is for "
+                              f"a job on one process.")
+            job.control.request_step()
+            return self._info(job)
+
+    def preview(self, key: str | os.PathLike) -> Preview | None:
+        """The latest fixed-noise grid drawn from the job's model in memory (None before the first,
+        for a job trained by torchrun, and once the job has ended: its samples/ then has the grids).
+        Asking keeps previews coming every few seconds; nobody asking costs the job nothing."""
+        with self._lock:
+            job = self._job(key)
+            watch = job.preview if job.status in ("running", "paused") else None
+        return watch.want() if watch is not None else None
+
     # ---- reading -----------------------------------------------------------------------------
     def dataset(self, name: str, data_dir: str | None = None) -> Any:
         """A dataset, loaded once per (name, folder) and shared by the jobs; call it early (e.g.
@@ -346,6 +373,17 @@ class JobManager:
             if key not in self._datasets:
                 self._datasets[key] = load_dataset(name, data_dir)
             return self._datasets[key]
+
+    def warm_up(self, models: tuple[str, ...] = ("vae",), device: str = "auto",
+                data_dir: str | None = None) -> None:
+        """Do now what a first Start of these models would wait for: load their datasets (dSprites
+        renders for about 2 s) and estimate their default config's memory (the estimate builds the
+        model on torch's meta device, whose first use imports torch._dynamo: about 5 s). A server
+        calls it from a thread at start, so the first visitor's Start begins training at once."""
+        for name in models:
+            spec = get_spec(name)
+            self.dataset(spec.dataset, data_dir)
+            _check_memory(spec, spec.config_cls(), resolve_device(device))
 
     def jobs(self) -> list[JobInfo]:
         """Every job this manager has seen, in the order they were queued."""
@@ -476,7 +514,7 @@ class JobManager:
 
     def _info(self, job: _Job) -> JobInfo:
         step = job.step
-        if job.status == "running" and job.session is not None:
+        if job.status in ("running", "paused") and job.session is not None:
             step = job.session.trainer.step  # an int read: live, no lock needed on the loop's side
         position = None
         if job.status == "queued":
@@ -492,7 +530,8 @@ class JobManager:
                        images_per_sec=job.images_per_sec,
                        eta_seconds=job.eta_seconds if job.status == "running" else None,
                        elapsed=job.elapsed, metrics=dict(job.metrics), error=job.error,
-                       requested=job.requested, queue_position=position, notes=job.notes)
+                       requested=job.requested, queue_position=position, notes=job.notes,
+                       processes=job.processes)
 
     # ---- the worker thread (no lock held unless taken) ---------------------------------------
     def _work(self, job: _Job) -> None:
@@ -506,8 +545,9 @@ class JobManager:
             with self._lock:
                 job.session = session
                 job.step = session.trainer.step
-            status = train(session, job.control, on_progress=lambda p: self._on_progress(job, p),
-                           on_status=lambda s: self._on_status(job, s))
+            callbacks = default_callbacks(job.control, lambda p: self._on_progress(job, p),
+                                          lambda s: self._on_status(job, s))
+            status = train(session, callbacks=[*callbacks, job.preview])
             error = session.error
         except GMError as exc:
             error = str(exc)
