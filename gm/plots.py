@@ -150,16 +150,8 @@ def line_figure(records: Sequence[dict[str, Any]], keys: Sequence[str], *, title
             fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", name=reference_name,
                                      line={"color": "#888", "dash": "dash", "width": 1.5}))
             shown.append(yd)
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
-                      margin={"l": 10, "r": 10, "t": 36, "b": 10},
-                      legend={"orientation": "h", "y": -0.2}, hovermode="x unified")
-    fig.update_xaxes(title_text=x_title or AXIS_TITLES.get(x_axis, x_axis))
-    if log_y:
-        fig.update_yaxes(type="log")
-    yr = robust_range(shown, log_y)
-    if yr is not None:
-        fig.update_yaxes(range=yr)
-    return fig
+    return _finish(fig, shown, title=title, height=height, log_y=log_y,
+                   x_title=x_title or AXIS_TITLES.get(x_axis, x_axis))
 
 
 def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: str, *,
@@ -188,16 +180,148 @@ def overlay_figure(runs: Sequence[tuple[str, Sequence[dict[str, Any]]]], key: st
         fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[value, value], mode="lines", name=name,
                                  line={"color": PALETTE[i % len(PALETTE)], "dash": "dash", "width": 1.5}))
         shown.append(np.array([value]))
-    fig.update_layout(title={"text": kwargs.get("title", key), "font": {"size": 14}},
-                      height=kwargs.get("height", 340), margin={"l": 10, "r": 10, "t": 36, "b": 10},
-                      legend={"orientation": "h", "y": -0.2}, hovermode="x unified")
-    fig.update_xaxes(title_text=kwargs.get("x_title") or AXIS_TITLES.get(x_axis, x_axis))
-    if kwargs.get("log_y"):
+    return _finish(fig, shown, title=kwargs.get("title", key), height=kwargs.get("height", 340),
+                   log_y=bool(kwargs.get("log_y")),
+                   x_title=kwargs.get("x_title") or AXIS_TITLES.get(x_axis, x_axis))
+
+
+# ---- layout and ticks ------------------------------------------------------------------------------------
+# Charts are drawn at whatever width their container has (a phone, a third of a report row), so nothing
+# is placed by fractions of the plot area: the title and the legend take their own room at the top and
+# bottom of the figure (automargin, yref="container"), and every axis grows the margins its tick
+# labels and title need (automargin). A legend placed at y=-0.2 of the plot area landed on the x-axis
+# title whenever the plot was short, and fixed 10 px margins cut wide tick labels.
+def frame(fig: go.Figure, title: str, height: int, *, legend: bool = True) -> go.Figure:
+    """Title, margins and legend of every gm chart; axes make room for their own labels."""
+    fig.update_layout(
+        # Just above the plot area ("paper"): plotly draws a wrapped, several-line title anchored to
+        # the top of the container one line too high, cut off at the top.
+        title={"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left", "xref": "container",
+               "y": 1, "yanchor": "bottom", "yref": "paper", "automargin": True,
+               "pad": {"t": 8, "l": 10, "r": 10, "b": 12}},
+        height=height, margin={"l": 10, "r": 18, "t": 4 if title else 16, "b": 8, "autoexpand": True},
+        showlegend=None if legend else False)
+    if legend:
+        fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 0, "yanchor": "bottom",
+                                  "yref": "container"})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def _finish(fig: go.Figure, shown: list[np.ndarray], *, title: str, height: int, log_y: bool,
+            x_title: str) -> go.Figure:
+    frame(fig, title, height)
+    fig.update_layout(hovermode="x unified")
+    xs = [np.asarray(tr.x, dtype=float) for tr in fig.data if tr.x is not None and len(tr.x)]
+    fig.update_xaxes(title_text=x_title)
+    number_ticks(fig.layout.xaxis, xs)
+    yr = robust_range(shown, log_y)
+    if log_y:
         fig.update_yaxes(type="log")
-    yr = robust_range(shown, kwargs.get("log_y", False))
+        log_ticks(fig.layout.yaxis, yr if yr is not None else _log_extent(shown))
+    else:
+        number_ticks(fig.layout.yaxis, yr if yr is not None else shown)
     if yr is not None:
         fig.update_yaxes(range=yr)
     return fig
+
+
+PLAIN_RANGE = (1e-4, 1e7)   # tick values whose plain decimals stay short; beyond, powers of ten
+
+
+def number_ticks(axis: Any, values: Any) -> None:
+    """One tick-label format on a linear axis: plain decimals with thousands separators ("5,000",
+    "0.25"), or, for very large or very small numbers, m×10ⁿ on every tick — never plotly's default
+    mix of SI suffixes ("5k", "2μ") on one chart with plain numbers on the next."""
+    data = _finite(values)
+    biggest = float(np.abs(data).max()) if data.size else 0.0
+    plain = biggest == 0.0 or PLAIN_RANGE[0] <= biggest < PLAIN_RANGE[1]
+    axis.update(exponentformat="none" if plain else "power", showexponent="all", separatethousands=True,
+                tickformat="")
+
+
+def log_ticks(axis: Any, log_range: Sequence[float] | None) -> None:
+    """Ticks of a log axis in one format, from its range (log10 units).
+
+    Plotly's own choice over one to four decades labels 1-2-5 with the mantissa alone ("2", "5",
+    "10", "20", "50", "100"), and mixes "1000" with "10k" and "1μ" with "0.01". Over two and a half
+    decades or more the ticks here are powers of ten; over less, a 1-2-5 (or 1-9, or evenly spaced)
+    sequence; every label is written the same way (plain decimals, or m×10ⁿ when the values are very
+    large or small)."""
+    axis.update(exponentformat="none", showexponent="all", separatethousands=True, tickformat="")
+    if log_range is None:
+        return
+    lo, hi = float(min(log_range)), float(max(log_range))
+    span = hi - lo
+    if span >= 2.5:
+        step = max(1, int(np.ceil(span / 6)))
+        first = int(np.ceil(lo / step) * step)
+        values = [10.0 ** k for k in range(first, int(np.floor(hi)) + 1, step)]
+    else:
+        values = []
+        for mantissas in ((1, 2, 5), range(1, 10)):
+            values = [m * 10.0 ** k for k in range(int(np.floor(lo)), int(np.ceil(hi)) + 1) for m in mantissas
+                      if lo <= np.log10(m * 10.0 ** k) <= hi]
+            if len(values) >= 3:
+                break
+        if len(values) < 3:   # a narrow range: evenly spaced values, as on a linear axis
+            values = _nice_ticks(10.0 ** lo, 10.0 ** hi)
+        if len(values) > 8:
+            values = values[::int(np.ceil(len(values) / 8))]
+    if len(values) < 2:
+        return   # less than a tick's worth of room: plotly's own ticks, written plainly
+    axis.update(tickmode="array", tickvals=values, ticktext=tick_labels(values))
+
+
+def tick_labels(values: Sequence[float]) -> list[str]:
+    """Labels in one format for the given tick values: "0.02", "0.1", "1,000" or "2×10⁻⁷", "10⁻⁶"."""
+    if all(v == 0 or PLAIN_RANGE[0] <= abs(v) < PLAIN_RANGE[1] for v in values):
+        digits = max(len(np.format_float_positional(round(abs(v), 12), trim="-").partition(".")[2])
+                     for v in values)
+        texts = [f"{v:,.{digits}f}" for v in values]
+        return [t.rstrip("0").rstrip(".") if "." in t else t for t in texts]
+    return [_power(v) for v in values]
+
+
+def _nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round values (steps of 1, 2, 2.5 or 5 times a power of ten) between lo and hi."""
+    if not hi > lo:
+        return []
+    raw = (hi - lo) / most
+    base = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= raw)
+    first = np.ceil(lo / step) * step
+    return [float(round(v, 12)) for v in np.arange(first, hi + step * 1e-9, step)]
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power(value: float) -> str:
+    if value == 0:
+        return "0"
+    exponent = int(np.floor(np.log10(abs(value)) + 1e-9))
+    mantissa = value / 10.0 ** exponent
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    return power if abs(mantissa - 1) < 1e-9 else f"{mantissa:g}×{power}"
+
+
+def _finite(values: Any) -> np.ndarray:
+    if values is None:
+        return np.array([])
+    if isinstance(values, np.ndarray):
+        data = values.astype(float).ravel()
+    else:
+        parts = [np.asarray(v, dtype=float).ravel() for v in values] if len(values) else []
+        data = np.concatenate(parts) if parts else np.array([])
+    return data[np.isfinite(data)]
+
+
+def _log_extent(values: Sequence[np.ndarray]) -> list[float] | None:
+    data = _finite(values)
+    data = data[data > 0]
+    return [float(np.log10(data.min())), float(np.log10(data.max()))] if data.size else None
 
 
 def kl_dims_figure(kl_dims: Sequence[float], height: int = 260, lang: str = "en") -> go.Figure:
@@ -205,15 +329,15 @@ def kl_dims_figure(kl_dims: Sequence[float], height: int = 260, lang: str = "en"
     from gm.i18n import t
     colors = ["#1f77b4" if v >= 0.1 else "#cccccc" for v in kl_dims]
     fig = go.Figure(go.Bar(x=[f"z{i}" for i in range(len(kl_dims))], y=list(kl_dims), marker_color=colors))
-    fig.update_layout(title={"text": t("chart.kl_dims", lang), "font": {"size": 14}},
-                      height=height, margin={"l": 10, "r": 10, "t": 36, "b": 10})
+    frame(fig, t("chart.kl_dims", lang), height, legend=False)
+    number_ticks(fig.layout.yaxis, list(kl_dims))
     return fig
 
 
 def bar_figure(labels: Sequence[str], values: Sequence[float], title: str, height: int = 280) -> go.Figure:
     fig = go.Figure(go.Bar(x=list(labels), y=list(values)))
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
-                      margin={"l": 10, "r": 10, "t": 36, "b": 10})
+    frame(fig, title, height, legend=False)
+    number_ticks(fig.layout.yaxis, list(values))
     return fig
 
 
