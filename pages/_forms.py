@@ -32,10 +32,17 @@ def config_widgets(config_cls: type, values: dict[str, Any], key: str,
     return out
 
 
+def field_label(name: str) -> str:
+    """A config field's label: its name in words ([field] in the catalogs), then the name itself as
+    code, which is what `--set`, config.json and the papers' readers know it by ("Learning rate `lr`")."""
+    return f"{t(f'field.{name}')} `{name}`"
+
+
 def field_help(name: str, english: str) -> str:
     """A config field's help text: the dataclass's English, or its translation under [config] in the
-    language's catalog (the field names themselves are code and stay as they are)."""
-    return i18n.catalog(lang()).get(f"config.{name}", english)
+    language's catalog."""
+    text = i18n.catalog(lang()).get(f"config.{name}")
+    return english if text is None else t(f"config.{name}")
 
 
 def _capped(f: dict[str, Any], cap: float | None) -> dict[str, Any]:
@@ -55,7 +62,7 @@ def _within(f: dict[str, Any], value: Any) -> Any:
 
 
 def _widget(f: dict[str, Any], value: Any, key: str) -> Any:
-    label, help_text, wkey = f["name"], field_help(f["name"], f["help"]), f"{key}.{f['name']}"
+    label, help_text, wkey = field_label(f["name"]), field_help(f["name"], f["help"]), f"{key}.{f['name']}"
     value = _within(f, value)
     if f["choices"]:
         choices = list(f["choices"])

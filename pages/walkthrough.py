@@ -188,7 +188,8 @@ def draw_demo(block) -> None:
     r = int(c1.segmented_control(t("walkthrough.gan.demo_r"), [2, 3], default=2, key="wt.ps.r") or 2)
     channels = int(c2.segmented_control(t("walkthrough.gan.demo_channels"), [1, 2], default=1, key="wt.ps.c") or 1)
     fig = block.figure if (r, channels) == (2, 1) else pixel_shuffle_figure(
-        r, channels, 2, input_title=t("walkthrough.gan.demo_input"), output_title=t("walkthrough.gan.demo_output"))
+        r, channels, 2, input_title=t("walkthrough.gan.demo_input"), output_title=t("walkthrough.gan.demo_output"),
+        number=ui.n)
     st.plotly_chart(fig, width="stretch", key=f"wt.{block.key}")
     st.caption(block.caption)
 

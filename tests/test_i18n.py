@@ -53,15 +53,15 @@ def test_unknown_language_and_key_fall_back_visibly():
     assert i18n.t("no.such.key", "fa") == "no.such.key"
 
 
-# Latin digits belong to maths and code only: "log(1 − D)", "ln 10", `1e-4`. A number in running
-# Persian text must use Persian digits.
+# Latin digits belong to maths and code only: "$\ln 10$", "L1", `1e-4`, and to Markdown's list
+# markers ("1.": "۱." is no list). A number in running Persian text must use Persian digits.
 _MATH_NEAR = re.compile(r"[A-Za-z()\[\]_^=+−\-/*·≈|‖Σ]")
 
 
 def test_persian_text_writes_its_numbers_in_persian_digits():
     offenders = []
     for key, text in i18n.catalog("fa").items():
-        plain = re.sub(r"`[^`]*`", "", re.sub(r"\{[^}]*\}", "", text))
+        plain = re.sub(r"(^|\n)\d+\. ", r"\1", i18n.LTR_SPANS.sub("", re.sub(r"\{[^}]*\}", "", text)))
         for m in re.finditer(r"[0-9]+", plain):
             around = plain[max(0, m.start() - 3):m.start()] + plain[m.end():m.end() + 3]
             if not _MATH_NEAR.search(around):

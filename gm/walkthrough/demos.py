@@ -3,6 +3,8 @@ the layer-by-layer shapes of a network (which is how the tables' blanks are foun
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -22,16 +24,17 @@ def pixel_shuffle(r: int = 2, out_channels: int = 1, size: int = 2) -> tuple[np.
 
 
 def pixel_shuffle_figure(r: int = 2, out_channels: int = 1, size: int = 2, *, input_title: str = "input",
-                         output_title: str = "output") -> go.Figure:
+                         output_title: str = "output", number: Callable[[int], str] = str) -> go.Figure:
     """Input channels side by side over the output: every cell shows its number and is coloured by
     the input channel it came from, so the interleaving (output[c, h·r+i, w·r+j] =
-    input[c·r² + i·r + j, h, w]) can be read off the picture."""
+    input[c·r² + i·r + j, h, w]) can be read off the picture. `number` writes the channel numbers of
+    the titles in the language's digits (the cells hold the tensor's values, as code prints them)."""
     x, y = pixel_shuffle(r, out_channels, size)
     c_in = x.shape[0]
     per_channel = size * size
     fig = make_subplots(rows=2, cols=c_in, row_heights=[0.35, 0.65], vertical_spacing=0.12,
                         specs=[[{} for _ in range(c_in)], [{"colspan": c_in}] + [None] * (c_in - 1)],
-                        subplot_titles=[f"{input_title} {k}" for k in range(c_in)] + [output_title])
+                        subplot_titles=[f"{input_title} {number(k)}" for k in range(c_in)] + [output_title])
     scale = "Turbo"
     for k in range(c_in):
         fig.add_trace(go.Heatmap(z=np.full((size, size), k), text=x[k].astype(int), texttemplate="%{text}",

@@ -115,6 +115,20 @@ def _missing(ctx: Context, role: str) -> list[Block]:
                    "warning")]
 
 
+# A run shorter than this share of the assignment's length has not learned what the step's text
+# describes ("expect clean sprites" over a 20-step VAE's grey noise): the text is replaced by a note.
+SHORT_RUN_SHARE = 0.25
+
+
+def _short_run(ctx: Context, role: str, run: RunFolder) -> Block | None:
+    """A note when `run` trained too few steps for the step's reading of a trained model, else None."""
+    steps, target = facts.trained_steps(run), ROLES[role].steps
+    if steps >= SHORT_RUN_SHARE * target:
+        return None
+    return b.note(ctx.t("walkthrough.common.short_run", name=run.name, steps=steps, target=target,
+                        label=ctx.label(role)), "warning")
+
+
 def _train(ctx: Context, role: str) -> Block:
     r = ROLES[role]
     sets = "".join(f" --set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.overrides)
@@ -195,10 +209,11 @@ def _stage_grids(ctx: Context, key: str, role: str, *, final_only: bool = False)
 def _hparams(ctx: Context, key: str, role: str, fields: tuple[str, ...]) -> Block:
     cfg = facts.config_of(ctx.run(role))
     values = cfg.get("config", {})
-    rows = [{ctx.t("walkthrough.common.col_setting"): f, ctx.t("walkthrough.common.col_value"): str(values[f])}
-            for f in fields if f in values]
-    rows.append({ctx.t("walkthrough.common.col_setting"): "steps",
-                 ctx.t("walkthrough.common.col_value"): str(facts.trained_steps(ctx.run(role)))})
+    setting, name, value = (ctx.t(f"walkthrough.common.col_{k}") for k in ("setting", "name", "value"))
+    # The setting in words ([field]) beside its config name, which `--set` and config.json use.
+    rows = [{setting: ctx.t(f"field.{f}"), name: f, value: str(values[f])} for f in fields if f in values]
+    rows.append({setting: ctx.t("walkthrough.page.steps"), name: "steps",
+                 value: str(facts.trained_steps(ctx.run(role)))})
     return b.table(key, rows, ctx.t("walkthrough.common.hparams", label=ctx.label(role)))
 
 
@@ -251,14 +266,18 @@ def step_vae(ctx: Context) -> list[Block]:
     out.append(_line(ctx, "vae.losses", run, ("recon", "kl", "loss"), ctx.t("walkthrough.vae.losses_title"),
                      log_y=True))
     c = facts.curves(run, ("recon", "kl", "loss"))
-    if {"recon", "kl", "loss"} <= set(c):
+    short = _short_run(ctx, "vae", run)
+    if short is not None:
+        out.append(short)
+    elif {"recon", "kl", "loss"} <= set(c):
         out.append(b.markdown(ctx.t(
             "walkthrough.vae.losses_explain", steps=c["kl"].steps, recon_first=c["recon"].first,
             recon_last=c["recon"].last, kl_first=c["kl"].first, kl_peak=c["kl"].peak,
             kl_peak_step=c["kl"].peak_step, kl_last=c["kl"].last, loss_last=c["loss"].last)))
     out.append(b.image("vae.grid", vae_views.prior_grid(ctx.model(run), 5, 10, seed=0),
                        ctx.t("walkthrough.vae.grid_caption", step=facts.trained_steps(run))))
-    out.append(b.markdown(ctx.t("walkthrough.vae.grid_explain")))
+    if short is None:
+        out.append(b.markdown(ctx.t("walkthrough.vae.grid_explain")))
     out += _fid(ctx, "vae.fid", ("vae",))
     out.append(_train(ctx, "vae"))
     return out
@@ -311,7 +330,7 @@ def step_gan(ctx: Context) -> list[Block]:
     out.append(b.equation(r"y_{c,\ rh+i,\ rw+j} = x_{c r^2 + i r + j,\ h,\ w},\quad 0 \leq i, j < r"))
     out.append(Block("demo", key="gan.pixelshuffle_demo",
                      figure=pixel_shuffle_figure(2, 1, 2, input_title=ctx.t("walkthrough.gan.demo_input"),
-                                                 output_title=ctx.t("walkthrough.gan.demo_output")),
+                                                 output_title=ctx.t("walkthrough.gan.demo_output"), number=ctx.n),
                      caption=ctx.t("walkthrough.gan.demo_caption")))
     out.append(_shapes(ctx, "gan.generator", PixelShuffleGenerator(), torch.zeros(2, 64),
                        ctx.t("walkthrough.gan.generator_caption")))
@@ -327,12 +346,16 @@ def step_gan(ctx: Context) -> list[Block]:
     out.append(_line(ctx, "gan.losses", run, ("d_loss", "g_loss"), ctx.t("walkthrough.gan.losses_title")))
     out.append(_line(ctx, "gan.outputs", run, ("d_real", "d_fake"), ctx.t("walkthrough.gan.outputs_title")))
     c = facts.curves(run, ("d_loss", "g_loss", "d_real", "d_fake"))
-    if len(c) == 4:
+    short = _short_run(ctx, "gan", run)
+    if short is not None:
+        out.append(short)
+    elif len(c) == 4:
         out.append(b.markdown(ctx.t("walkthrough.gan.losses_explain", d_loss=c["d_loss"].last,
                                     g_loss=c["g_loss"].last, d_real=c["d_real"].last, d_fake=c["d_fake"].last,
                                     d_low=c["d_loss"].low, d_low_step=c["d_loss"].low_step)))
     out += _stage_grids(ctx, "gan.grid", "gan")
-    out.append(b.markdown(ctx.t("walkthrough.gan.grids_explain")))
+    if short is None:
+        out.append(b.markdown(ctx.t("walkthrough.gan.grids_explain")))
     out.append(_hparams(ctx, "gan.hparams", "gan", ("latent_dim", "batch_size", "lr_g", "lr_d", "beta1", "beta2")))
     out.append(b.markdown(ctx.t("walkthrough.gan.hparams_explain")))
     out += _fid(ctx, "gan.fid", ("gan",))
@@ -529,6 +552,44 @@ def _collapse_rows(ctx: Context, roles: tuple[str, ...]) -> list[dict[str, Any]]
     return rows
 
 
+# The 2-D playground's mode-collapse demo (gm.playground's defaults): the ring of 8 Gaussians, the
+# same networks, optimizer, seed and 500 steps, only the loss differs (tests/test_playground.py
+# measures it over seeds 0-7).
+PLAYGROUND_STEPS = 500
+PLAYGROUND_LOSSES_SHOWN = ("ns", "wgan_gp")
+
+
+def _playground_pair(ctx: Context) -> dict[str, tuple[Any, Any]]:
+    """loss -> (picture, Coverage) after PLAYGROUND_STEPS on the ring; trained once per context cache
+    (about 10 s on a CPU), the same in every language."""
+    if "playground_pair" not in ctx.cache:
+        from gm.playground import Playground, PlaygroundConfig
+        from gm.playground.picture import render
+        pair = {}
+        for loss in PLAYGROUND_LOSSES_SHOWN:
+            pg = Playground(PlaygroundConfig.for_loss(loss, distribution="ring8", seed=0))
+            pg.step(PLAYGROUND_STEPS)
+            pair[loss] = (render(pg.snapshot(), 360), pg.evaluate())
+        ctx.cache["playground_pair"] = pair
+    return ctx.cache["playground_pair"]
+
+
+def _playground_collapse(ctx: Context) -> list[Block]:
+    """Mode collapse and its cure side by side on 2-D data, where every mode can be seen and counted."""
+    pair = _playground_pair(ctx)
+    out = [b.markdown(ctx.t("walkthrough.failures.playground_intro", steps=PLAYGROUND_STEPS))]
+    for loss in PLAYGROUND_LOSSES_SHOWN:
+        picture, cov = pair[loss]
+        out.append(b.image(f"failures.playground_{loss}", picture, ctx.t(
+            "walkthrough.failures.playground_caption", loss=ctx.t(f"playground.loss_{loss}"),
+            covered=ctx.n(cov.modes_covered), modes=ctx.n(cov.n_modes), quality=ctx.n(cov.high_quality, ".0%"))))
+    ns, gp = pair["ns"][1], pair["wgan_gp"][1]
+    out.append(b.markdown(ctx.t("walkthrough.failures.playground_explain", ns_covered=ns.modes_covered,
+                                ns_share=max(ns.mode_share), gp_covered=gp.modes_covered,
+                                gp_low=min(gp.mode_share), gp_high=max(gp.mode_share), modes=gp.n_modes)))
+    return out
+
+
 def step_failures(ctx: Context) -> list[Block]:
     out = [b.markdown(ctx.t("walkthrough.failures.intro"))]
     # Mode collapse, from a run trained to show it: every class is there, each drawn one way.
@@ -540,6 +601,7 @@ def step_failures(ctx: Context) -> list[Block]:
         out.append(b.table("failures.collapse_table", _collapse_rows(ctx, ("collapse", "acgan")),
                            ctx.t("walkthrough.failures.collapse_caption")))
     out.append(_train(ctx, "collapse"))
+    out += _playground_collapse(ctx)
     # Mode coverage of every GAN the walkthrough shows: the signal across classes.
     present = [r for r in GAN_ROLES if ctx.run(r) is not None]
     if present:
