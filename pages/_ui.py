@@ -6,6 +6,8 @@ The library (gm/) never imports Streamlit; everything UI-specific lives here and
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ PAGES = [
     ("pages/explore.py", "explore", ":material/tune:"),
     ("pages/evaluate.py", "evaluate", ":material/analytics:"),
     ("pages/compare.py", "compare", ":material/compare_arrows:"),
+    ("pages/playground.py", "playground", ":material/scatter_plot:"),
 ]
 
 
@@ -90,17 +93,36 @@ _RTL_CSS = """
 }
 [data-testid="stMarkdownContainer"] li { text-align: right; }
 [data-baseweb="select"], [data-baseweb="popover"] li { direction: rtl; text-align: right; }
+[data-testid="stSelectbox"] input, [data-testid="stMultiSelect"] input, [role="listbox"] [role="option"],
+[data-testid="stPageLink-NavLink"] {
+  direction: rtl; text-align: right;
+}
+/* An alert or a toast may hold an English message (a library error, a path): each of its paragraphs
+   takes its direction from its first strong letter. Persian strings that begin with a Latin word
+   carry a right-to-left mark for this (gm.i18n.t), and Latin values inside them are isolated. */
+[data-testid="stAlert"] [data-testid="stMarkdownContainer"] :is(p, li, h1, h2, h3, h4),
+[data-testid="stToast"] [data-testid="stMarkdownContainer"] :is(p, li) {
+  unicode-bidi: plaintext; text-align: start;
+}
+/* Lists are numbered "1." in the catalogs (Markdown's syntax) and drawn with Persian digits, their
+   markers on the right. */
+[data-testid="stMarkdownContainer"] ol { list-style-type: persian; }
+[data-testid="stMarkdownContainer"] :is(ol, ul) { padding-left: 0; padding-right: 0; margin-left: 0;
+  margin-right: 0; padding-inline-start: 1.6em; }
+/* plotly measures tick labels in a hidden SVG under <body>: right to left, it measured them
+   mirrored and cut the first digits ("15" drawn as ".5") */
+#js-plotly-tester { direction: ltr; }
 """
 
 
 def localized(widget: Callable[..., Any], label: str, options: list[Any], *, key: str, where: Any = None,
-              **kwargs: Any) -> Any:
+              on_change: Callable[[], None] | None = None, **kwargs: Any) -> Any:
     """A choice widget (selectbox, radio, ...) whose option labels are translated, keeping its value
     in session_state[key] across language switches.
 
     Streamlit keeps a keyed widget's displayed labels when only format_func changes, so a language
     switch would leave the old language on screen. The widget is therefore keyed per language and
-    mirrors the language-independent value held in `key`.
+    mirrors the language-independent value held in `key`. `on_change` runs after `key` is updated.
     """
     wkey = f"{key}@{lang()}"
     if key in st.session_state and st.session_state[key] in options:
@@ -110,6 +132,8 @@ def localized(widget: Callable[..., Any], label: str, options: list[Any], *, key
 
     def remember() -> None:
         st.session_state[key] = st.session_state[wkey]
+        if on_change is not None:   # the caller's callback sees the new value under `key`
+            on_change()
     value = getattr(where or st, widget.__name__)(label, options, key=wkey, on_change=remember, **kwargs)
     st.session_state[key] = value
     return value
@@ -123,13 +147,17 @@ def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(reversed(list(row.items()))) for row in rows]
 
 
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
 def apply_language_style() -> None:
     """Pixel-crisp images always; for a right-to-left language also its direction and font."""
     # Sample grids are tiny (28x28, 64x64 per image): scale them up with hard pixel edges, never blur.
     css = "img { image-rendering: pixelated; }"
     if i18n.is_rtl(lang()):
         css = i18n.font_face_css(lang()) + _RTL_CSS + css
-    st.html(f"<style>{css}</style>")
+    # st.html drops a <style> whose CSS holds comments (the whole sheet is lost): they stay here only.
+    st.html(f"<style>{_CSS_COMMENT.sub('', css)}</style>")
 
 
 def language_switch() -> None:
@@ -157,11 +185,24 @@ def run_app() -> None:
     except GMError as exc:  # e.g. a malformed GM_DEMO_* variable: the operator's one sentence
         st.error(str(exc))
         st.stop()
-    navigation = st.navigation([st.Page(path, title=t(f"nav.{name}"), icon=icon, default=i == 0,
-                                        url_path=name if i else None)
-                                for i, (path, name, icon) in enumerate(PAGES)])
+    pages = [st.Page(path, title=t(f"nav.{name}"), icon=icon, default=i == 0, url_path=name if i else None)
+             for i, (path, name, icon) in enumerate(PAGES)]
+    # The menu is drawn by page_menu(), not by st.navigation: Streamlit's own menu is switched off
+    # (client.showSidebarNavigation in .streamlit/config.toml), because before the first
+    # st.navigation call of a server it listed the raw files of pages/ (_forms, _ui, ...) for a
+    # moment on the first load.
+    navigation = st.navigation(pages, position="hidden")
+    page_menu(pages)
     sidebar()
     navigation.run()
+
+
+def page_menu(pages: list) -> None:
+    """The app's pages as links at the top of the sidebar (the current one highlighted)."""
+    with st.sidebar.container(key="page_menu"):
+        for page in pages:
+            st.page_link(page, label=page.title, icon=page.icon)
+        st.divider()
 
 
 def entered_through_app() -> None:
@@ -186,7 +227,22 @@ def manager() -> JobManager:
     """One job manager per server process, shared by every browser tab (thread-safe). In the hosted
     demo it trains GM_DEMO_MAX_RUNNING jobs at once; pages reach it through policy()."""
     limits = demo_limits()
-    return JobManager(max_per_device=limits.max_running if limits else 1)
+    jobs = JobManager(max_per_device=limits.max_running if limits else 1)
+    if os.environ.get("GM_WARM_UP", "1") != "0":   # the test suite turns it off (tests/conftest.py)
+        import threading
+
+        def warm() -> None:
+            try:   # plotly builds its validators on a process's first figure: about 1.5 s
+                from gm import plots
+                plots.line_figure([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}], ("loss",)).to_json()
+            except Exception:
+                pass
+            try:
+                jobs.warm_up()
+            except Exception:  # e.g. no data folder: the first Start then says so itself
+                pass
+        threading.Thread(target=warm, name="gm-warm-up", daemon=True).start()
+    return jobs
 
 
 def _session_connected(session_id: str) -> bool:
@@ -418,6 +474,13 @@ def capabilities(cfg: dict[str, Any]) -> frozenset[str]:
     return spec.capabilities if spec is not None else frozenset()
 
 
+def checkpoint_name(run: RunFolder) -> str | None:
+    """The name of the run's latest checkpoint (what a cached view of its model is keyed by)."""
+    from gm.runs.checkpoint import latest_checkpoint
+    found = latest_checkpoint(run.checkpoints_dir)
+    return found[1].name if found is not None else None
+
+
 def inference_model(run: RunFolder):
     """The run's model with its latest checkpoint, on the CPU (cached per checkpoint)."""
     from gm.runs.checkpoint import latest_checkpoint
@@ -427,10 +490,11 @@ def inference_model(run: RunFolder):
     return _inference(str(run.path), found[1].name, "cpu")
 
 
-def job_buttons(job, pause_col, stop_col, where: str) -> None:
+def job_buttons(job, pause_col, stop_col, where: str, step_col: Any = None) -> None:
     """Pause / Continue and Stop for a job the visitor may control (Train's job list and Monitor),
     through the policy: in the hosted demo another visitor's job gets none. `where` keeps the
-    buttons' keys apart between pages."""
+    buttons' keys apart between pages. With `step_col`, a paused one-process job also gets Step
+    (one training step, then paused again: GAN Lab's step mode)."""
     t = translator()
     rules, me = policy(), owner()
     if not rules.may_control(me, job.key):
@@ -440,8 +504,22 @@ def job_buttons(job, pause_col, stop_col, where: str) -> None:
             rules.pause(me, job.key)
         if job.status == "paused" and pause_col.button(t("train.continue"), key=f"{where}-cont-{job.key}"):
             rules.unpause(me, job.key)
+        if (step_col is not None and job.status == "paused" and job.processes == 1
+                and step_col.button(t("monitor.step"), key=f"{where}-step-{job.key}", help=t("monitor.step_help"))):
+            before = job.step
+            rules.step(me, job.key)
+            # Show the step's result in the rerun this click causes: its preview is drawn after it.
+            _wait_briefly(lambda: (p := rules.preview(me, job.key)) is not None and p.step > before)
         if job.active and stop_col.button(t("train.stop"), key=f"{where}-stop-{job.key}"):
             rules.stop(me, job.key)
+
+
+def _wait_briefly(done: Callable[[], bool], seconds: float = 2.0) -> None:
+    """Wait (at most `seconds`) for something a click set off, so the rerun it causes shows it."""
+    import time
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def metric_name(key: str) -> str:

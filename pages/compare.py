@@ -25,26 +25,34 @@ if not keys:
     st.info(t("compare.no_metrics"))
     st.stop()
 
-c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
-first = [k for k in ("kl", "recon", "d_loss") if k in keys]
-metric_a = c1.selectbox(t("compare.metric"), keys, index=keys.index(first[0]) if first else 0, key="cmp.a",
-                        format_func=ui.metric_name)
-second = [k for k in ("recon", "g_loss", "loss") if k in keys and k != metric_a]
-none = "-"
-metric_b = c2.selectbox(t("compare.second_metric"), [none, *keys], index=1 + keys.index(second[0]) if second else 0,
-                        key="cmp.b", format_func=lambda k: t("compare.none") if k == none else ui.metric_name(k))
-smoothing = c3.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, key="cmp.smooth")
-# Runs of very different scales (a KL of 8 against a reconstruction of 2,500) need a log axis.
-log_y = c4.toggle(t("monitor.log_y"), key="cmp.log")
 
-for metric in [metric_a] + ([metric_b] if metric_b != none else []):
-    fig = plots.overlay_figure(list(records.items()), metric, title=ui.metric_name(metric), smoothing=smoothing,
-                               x_title=t("monitor.axis_step"), log_y=log_y)
-    st.plotly_chart(fig, width="stretch", key=f"cmp-{metric}")
-    # A run that never logs this metric (a GAN has no KL) is said, not silently left out.
-    missing = [name for name, recs in records.items() if metric not in plots.scalar_keys(recs)]
-    if missing:
-        st.caption(t("compare.not_logged", metric=ui.metric_name(metric), runs=", ".join(missing)))
+@st.fragment
+def charts() -> None:
+    """The metric pickers, smoothing and log axis rerun only this part (not the sidebar, the
+    evaluations table and the grids below)."""
+    c1, c2, c3, c4 = st.columns([2, 2, 2, 1], vertical_alignment="bottom")
+    first = [k for k in ("kl", "recon", "d_loss") if k in keys]
+    metric_a = c1.selectbox(t("compare.metric"), keys, index=keys.index(first[0]) if first else 0, key="cmp.a",
+                            format_func=ui.metric_name)
+    second = [k for k in ("recon", "g_loss", "loss") if k in keys and k != metric_a]
+    none = "-"
+    metric_b = c2.selectbox(t("compare.second_metric"), [none, *keys], index=1 + keys.index(second[0]) if second else 0,
+                            key="cmp.b", format_func=lambda k: t("compare.none") if k == none else ui.metric_name(k))
+    smoothing = c3.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, key="cmp.smooth")
+    # Runs of very different scales (a KL of 8 against a reconstruction of 2,500) need a log axis.
+    log_y = c4.toggle(t("monitor.log_y"), key="cmp.log")
+
+    for metric in [metric_a] + ([metric_b] if metric_b != none else []):
+        fig = plots.overlay_figure(list(records.items()), metric, title=ui.metric_name(metric), smoothing=smoothing,
+                                   x_title=t("monitor.axis_step"), log_y=log_y)
+        st.plotly_chart(fig, width="stretch", key=f"cmp-{metric}")
+        # A run that never logs this metric (a GAN has no KL) is said, not silently left out.
+        missing = [name for name, recs in records.items() if metric not in plots.scalar_keys(recs)]
+        if missing:
+            st.caption(t("compare.not_logged", metric=ui.metric_name(metric), runs=", ".join(missing)))
+
+
+charts()
 
 st.subheader(t("compare.latest"))
 rows = []

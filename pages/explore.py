@@ -51,6 +51,7 @@ def dataset(name: str, data_dir: str | None):
     return load_dataset(name, data_dir)
 
 
+@st.fragment   # its pickers and number fields rerun this view only, not the page and sidebar
 def explore_vae() -> None:
     from gm import vae_views as vv
     with ui.user_errors():
@@ -99,6 +100,7 @@ def explore_vae() -> None:
     ui.show_image(vv.interpolation_grid(model, za[0], zb[0], steps=10), scale=2)
 
 
+@st.fragment   # its pickers and number fields rerun this view only, not the page and sidebar
 def explore_gan() -> None:
     conditional = "conditional" in can
     c1, c2 = st.columns(2)
@@ -137,6 +139,7 @@ def domain_datasets(name: str, data_dir: str | None, split: str):
     return load_dataset(name, data_dir, domains=split)
 
 
+@st.fragment   # its pickers and number fields rerun this view only, not the page and sidebar
 def explore_translation() -> None:
     from gm import translate_views as tv
     split = model.config.domain_split()
@@ -164,6 +167,19 @@ def explore_translation() -> None:
     pool = data[source]
     index_key = f"exp.tidx.{run.name}.{source}"
 
+    def translated(source: str, targets: list[str], picks: torch.Tensor):
+        """(images, their translations, whether the dataset knows the true counterparts), kept per
+        session for the last few choices: coming back to this page redraws without the networks."""
+        memo = st.session_state.setdefault("exp.translated", {})
+        key = (str(run.path), ui.checkpoint_name(run), source, tuple(targets), tuple(picks.tolist()))
+        if key not in memo:
+            images = tv.as_unit(pool.take(picks), pool.max_value)
+            shown = tv.translate(model, images, source, targets)
+            memo[key] = (images, shown, tv.attach_truth(shown, pool, picks, split_of[source], pool.max_value))
+            while len(memo) > 8:
+                memo.pop(next(iter(memo)))
+        return memo[key]
+
     def pick_random() -> None:
         st.session_state[index_key] = int(np.random.default_rng().integers(len(pool)))
 
@@ -175,9 +191,7 @@ def explore_translation() -> None:
         st.info(t("explore.pick_target"))
         return
     chosen = torch.tensor([index])
-    image = tv.as_unit(pool.take(chosen), pool.max_value)
-    shown = tv.translate(model, image, source, targets)
-    has_truth = tv.attach_truth(shown, pool, chosen, split_of[source], pool.max_value)
+    image, shown, has_truth = translated(source, targets, chosen)
     scale = max(2, 192 // image.shape[-1])
     for tr in shown:
         cols = st.columns(4)
@@ -203,9 +217,7 @@ def explore_translation() -> None:
     st.subheader(t("explore.translate_batch"))
     seed = int(st.number_input(t("explore.seed"), 0, 2**31 - 1, 0, key=f"exp.tseed.{run.name}"))
     picks = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:8]
-    images = tv.as_unit(pool.take(picks), pool.max_value)
-    batch = tv.translate(model, images, source, targets)
-    tv.attach_truth(batch, pool, picks, split_of[source], pool.max_value)
+    images, batch, _ = translated(source, targets, picks)
     ui.show_image(tv.batch_grid(images, batch), t("explore.batch_caption", source=name(source),
                                                   targets=", ".join(name(d) for d in targets)), scale=2)
 

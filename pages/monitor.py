@@ -19,11 +19,6 @@ with ui.user_errors():
 where = f" · {t('monitor.processes', n=processes)}" if isinstance(processes, int) and processes > 1 else ""
 st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}{where}")
 
-c1, c2, c3 = st.columns([3, 2, 1])
-smoothing = c1.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, 0.01, key="mon.smooth", help=t("monitor.smoothing_help"))
-x_axis = ui.localized(st.radio, t("monitor.x_axis"), ["step", "time"], key="mon.x", where=c2, horizontal=True,
-                      format_func=lambda a: t(f"monitor.axis_{a}"))
-log_y = c3.toggle(t("monitor.log_y"), key="mon.log")
 
 
 translating = "translates" in ui.capabilities(cfg)
@@ -40,9 +35,33 @@ def history() -> MetricsHistory:
     return store[str(run.path)]
 
 
+def live_preview(job) -> None:
+    """The fixed-noise grid drawn from the training model every few seconds (GAN Lab's liveness):
+    the saved grids below come only every sample_every steps."""
+    st.subheader(t("monitor.live"))
+    if job.processes != 1:
+        st.caption(t("monitor.live_processes"))
+        return
+    preview = ui.policy().preview(ui.owner(), job.key)
+    if preview is None:
+        st.caption(t("monitor.live_waiting"))
+        return
+    left, right = st.columns([3, 2])
+    left.image(ui.to_png_bytes(preview.pixels, 2), width="stretch", output_format="PNG",
+               caption=t("monitor.live_caption", step=preview.step))
+    right.caption(t("monitor.live_help"))
+
+
 @st.fragment(run_every=ui.POLL_SECONDS if ui.is_active(run) else None)
 def live() -> None:
     ui.visit()  # a poll is a sign of life: the visitor's jobs keep running
+    # The chart settings live in the fragment: changing one redraws the charts, not the page.
+    c1, c2, c3 = st.columns([3, 2, 1])
+    smoothing = c1.slider(t("monitor.smoothing"), 0.0, 0.99, 0.6, 0.01, key="mon.smooth",
+                          help=t("monitor.smoothing_help"))
+    x_axis = ui.localized(st.radio, t("monitor.x_axis"), ["step", "time"], key="mon.x", where=c2, horizontal=True,
+                          format_func=lambda a: t(f"monitor.axis_{a}"))
+    log_y = c3.toggle(t("monitor.log_y"), key="mon.log")
     hist = history()
     hist.update()
     records = hist.records
@@ -52,19 +71,23 @@ def live() -> None:
     if job is not None:
         step, total = job.step, job.total_steps
     status = job.status if job is not None else state.get("status")
-    bar, pause, stop, csv = st.columns([6, 1, 1, 1], vertical_alignment="bottom")
+    bar, pause, one, stop, csv = st.columns([6, 1, 1, 1, 1], vertical_alignment="bottom")
     if job is not None:   # the job's controls here too, not only on Train
-        ui.job_buttons(job, pause, stop, "monitor")
+        ui.job_buttons(job, pause, stop, "monitor", step_col=one)
+        job = ui.find_job(run) or job   # a click above changed it
+        step, total, status = job.step, job.total_steps, job.status
     bar.progress(min(1.0, step / total) if total else 0.0,
                  text=t("monitor.progress", status=t(f"status.{status}"), step=step, total=total))
     if state.get("error"):
         st.error(state["error"])
+    if job is not None and job.active:
+        live_preview(job)
     if not records:
         st.info(t("monitor.no_metrics"))
         return
     # Widgets of a fragment must live inside it (a rerun of the fragment cannot reach outside).
     csv.download_button("CSV", plots.records_to_csv(records), file_name=f"{run.name}-metrics.csv",
-                        mime="text/csv", key="mon.csv")
+                        mime="text/csv", key="mon.csv", on_click="ignore")
     def chart(where, title: str, keys: tuple[str, ...], ref: str | None = None) -> None:
         fig = plots.line_figure(records, keys, title=title, smoothing=smoothing, log_y=log_y, x_axis=x_axis,
                                 reference=ref, names=[metric_name(k) for k in keys],
@@ -101,18 +124,23 @@ def live() -> None:
 live()
 
 # ---- export ----------------------------------------------------------------------------------
-with st.expander(t("monitor.export_heading")):
-    st.caption(t("monitor.export_intro"))
-    if st.button(t("walkthrough.page.prepare"), key="mon.prepare", icon=":material/download:"):
-        from gm import export
-        with st.spinner(t("walkthrough.page.preparing")), ui.user_errors():
-            st.session_state["mon.export"] = {"run": str(run.path), "lang": ui.lang(),
-                                              "html": export.run_html(run, ui.lang()),
-                                              "zip": export.run_zip(run, ui.lang())}
-    ready = st.session_state.get("mon.export")
-    if ready and ready["run"] == str(run.path) and ready["lang"] == ui.lang():
-        c1, c2 = st.columns(2)
-        c1.download_button(t("walkthrough.page.download_html"), ready["html"], file_name=f"{run.name}-{ready['lang']}.html",
-                           mime="text/html", key="mon.dl.html", icon=":material/description:")
-        c2.download_button(t("walkthrough.page.download_zip"), ready["zip"], file_name=f"{run.name}-{ready['lang']}.zip",
-                           mime="application/zip", key="mon.dl.zip", icon=":material/folder_zip:")
+@st.fragment   # preparing and downloading rerun this section only
+def export_section() -> None:
+    with st.expander(t("monitor.export_heading")):
+        st.caption(t("monitor.export_intro"))
+        if st.button(t("walkthrough.page.prepare"), key="mon.prepare", icon=":material/download:"):
+            from gm import export
+            with st.spinner(t("walkthrough.page.preparing")), ui.user_errors():
+                st.session_state["mon.export"] = {"run": str(run.path), "lang": ui.lang(),
+                                                  "html": export.run_html(run, ui.lang()),
+                                                  "zip": export.run_zip(run, ui.lang())}
+        ready = st.session_state.get("mon.export")
+        if ready and ready["run"] == str(run.path) and ready["lang"] == ui.lang():
+            c1, c2 = st.columns(2)
+            c1.download_button(t("walkthrough.page.download_html"), ready["html"], file_name=f"{run.name}-{ready['lang']}.html",
+                               mime="text/html", key="mon.dl.html", on_click="ignore", icon=":material/description:")
+            c2.download_button(t("walkthrough.page.download_zip"), ready["zip"], file_name=f"{run.name}-{ready['lang']}.zip",
+                               mime="application/zip", key="mon.dl.zip", on_click="ignore", icon=":material/folder_zip:")
+
+
+export_section()

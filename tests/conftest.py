@@ -45,6 +45,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs and caches of a test never land in the repo or the user's home."""
     monkeypatch.setenv("GM_RUNS_DIR", str(tmp_path / "default-runs"))
     monkeypatch.setenv("GM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GM_WARM_UP", "0")   # no dSprites rendering behind every AppTest's job manager
     # The app lists shipped pretrained runs; tests see none unless they point here at them.
     monkeypatch.setenv("GM_PRETRAINED_DIR", str(tmp_path / "no-pretrained"))
     if "GM_DATA_DIR" not in os.environ:

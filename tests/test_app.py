@@ -15,7 +15,7 @@ from gm.runs.loop import new_session, train
 from tests.conftest import REPO
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/monitor.py", "pages/explore.py", "pages/evaluate.py",
-         "pages/compare.py"]
+         "pages/compare.py", "pages/playground.py"]
 TINY = {"width": "0.25", "batch_size": "8", "log_every": "2", "sample_every": "5", "kl_dims_every": "4"}
 
 
@@ -60,6 +60,11 @@ def open_page(page: str, run_path=None, state: dict | None = None) -> AppTest:
 
 def image_urls(at: AppTest) -> list[str]:
     return [img.url for el in at.get("image") for img in el.proto.imgs]
+
+
+def captions(at: AppTest) -> list[str]:
+    """The images' captions."""
+    return [img.caption for el in at.get("image") for img in el.proto.imgs]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -225,6 +230,37 @@ def test_monitor_pauses_continues_and_stops_the_job_it_shows(app_runs):
         manager.stop(job.key)
 
 
+def test_monitor_shows_live_samples_and_steps_a_paused_job_one_step_at_a_time(app_runs):
+    """GAN Lab's liveness: samples drawn from the model in memory while it trains (no checkpoint
+    needed), and Step on a paused job: one step, its chart point and its picture, still paused."""
+    from pages import _ui
+    manager = _ui.manager()
+    job = manager.start_run("vae", tiny_config(), steps=100_000, device="cpu", runs_dir=app_runs, name="live")
+    try:
+        deadline = time.monotonic() + 120
+        while manager.get(job.key).step < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        at = open_page("pages/monitor.py", job.key)
+        assert any(h.value == "Live samples" for h in at.subheader)
+        deadline = time.monotonic() + 30
+        while not any("the same fixed noise" in c for c in captions(at)) and time.monotonic() < deadline:
+            time.sleep(0.3)
+            at.run()   # run_every never ticks in AppTest: a rerun stands in for the poll
+        assert any("the same fixed noise" in c for c in captions(at))
+        assert not [b for b in at.button if b.label == "Step"]      # running: no single steps
+        next(b for b in at.button if b.label == "Pause").click().run()
+        paused = manager.wait(job.key, ("paused",), timeout=60)
+        at.run()
+        next(b for b in at.button if b.label == "Step").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        after = manager.get(job.key)
+        assert after.status == "paused" and after.step == paused.step + 1
+        assert any(c.startswith(f"step {paused.step + 1:,} · the same fixed noise") for c in captions(at))
+    finally:
+        manager.stop(job.key)
+        manager.wait(job.key, timeout=60)
+
+
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("train.length.steps", 0, "The number of steps must be at least 1; got 0."),
     ("cfg.vae.lr", -1.0, "'lr' must be at least 1e-07; got -1.0."),
@@ -292,3 +328,19 @@ def test_walkthrough_address_follows_the_step_and_train_it_yourself_selects_the_
     finally:
         _ui.manager().stop(job.key)
         _ui.manager().wait(job.key, timeout=120)
+
+
+def test_playground_steps_and_a_new_loss_starts_again_with_its_recipe(app_runs):
+    at = open_page("pages/playground.py")
+    runner = at.session_state["pg.runner"]
+    assert runner.paused and runner.playground.steps == 0
+    next(b for b in at.button if b.label == "Step").click().run()
+    assert runner.playground.steps == 1 and runner.paused
+    at.selectbox(key="pg.loss@en").set_value("wgan_gp").run()
+    assert not at.exception, [e.value for e in at.exception]
+    playground = at.session_state["pg.runner"].playground
+    assert playground.steps == 0 and playground.config.loss == "wgan_gp" and playground.config.d_steps == 5
+    assert at.select_slider(key="pg.d_steps").value == 5      # the fields show the new recipe
+    at.selectbox(key="pg.dist@en").set_value("spiral").run()
+    assert at.session_state["pg.runner"].playground.distribution.name == "spiral"
+    assert not [m for m in at.metric if m.label == "Modes covered"]   # a spiral has no modes to count

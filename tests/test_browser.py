@@ -34,12 +34,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("browser test: Debian's chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="browser test: playwright is not installed")
-    runs = tmp_path_factory.mktemp("browser-runs")
+def _start_server(runs: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free port with `runs` as the runs folder, once healthy."""
     port = _free_port()
     env = {**os.environ, "GM_RUNS_DIR": str(runs), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "GM_PRETRAINED_DIR": str(REPO / "checkpoints" / "pretrained")}
@@ -51,18 +47,33 @@ def server(tmp_path_factory):
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not report healthy within 120 s")
-    yield url
+    proc.kill()
+    pytest.fail("streamlit did not report healthy within 120 s")
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def _need_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("browser test: Debian's chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="browser test: playwright is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _need_browser()
+    proc, url = _start_server(tmp_path_factory.mktemp("browser-runs"))
+    yield url
+    _stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -102,12 +113,15 @@ def test_train_monitor_explore(server, page):
     def field(label: str):
         return page.get_by_label(label, exact=True).and_(page.locator("input"))
 
+    def setting(name: str):   # a config field, by its widget key: its label is in words
+        return page.locator(f".st-key-cfg-vae-{name} input")
+
     field("Run name (optional)").fill("browser-run")
-    field("width").fill("0.25")  # small and quick: the point is the plumbing, not the model
+    setting("width").fill("0.25")  # small and quick: the point is the plumbing, not the model
     page.get_by_text("Batching, logging and checkpoints").click()
-    field("log_every").fill("2")
-    field("batch_size").fill("16")
-    field("checkpoint_every").fill("20")  # Explore samples from the latest checkpoint
+    setting("log_every").fill("2")
+    setting("batch_size").fill("16")
+    setting("checkpoint_every").fill("20")  # Explore samples from the latest checkpoint
     page.get_by_role("button", name="Start training").click()
     page.wait_for_selector("text=browser-run")
     _settle(page)
@@ -226,7 +240,7 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     page.screenshot(path=str(ARTIFACTS / "explore-translate.png"))
 
     # Through the sidebar's links: a fresh page load would start a new session with the default run.
-    page.locator("[data-testid='stSidebarNav'] a", has_text="Monitor").click()
+    page.locator("[data-testid='stSidebar'] a", has_text="Monitor").click()
     _settle(page)
     page.wait_for_selector("text=Domain classification", timeout=120_000)
     page.wait_for_selector(".js-plotly-plot", timeout=120_000)
@@ -236,7 +250,7 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     assert page.locator(".js-plotly-plot").count() >= 4
     page.screenshot(path=str(ARTIFACTS / "monitor-translate.png"))
 
-    page.locator("[data-testid='stSidebarNav'] a", has_text="Evaluate").click()
+    page.locator("[data-testid='stSidebar'] a", has_text="Evaluate").click()
     _settle(page)
     page.wait_for_selector("text=Source images per pair", timeout=120_000)
     page.get_by_role("slider").first.focus()
@@ -248,3 +262,59 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     assert page.get_by_text("100 images per pair").count() >= 1
     assert page.get_by_text("Per domain pair").count() == 1 and page.get_by_text("heart → square").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "evaluate-translate.png"))
+
+
+def test_first_load_of_a_fresh_server_never_lists_the_page_files(page, tmp_path):
+    """Before the first st.navigation call of a server, Streamlit's own menu listed pages/ as files
+    (_forms, _ui, compare, ...) for about a second; the app draws its own menu instead."""
+    proc, url = _start_server(tmp_path)   # a server no session has visited yet
+    fresh = page.context.browser.new_page(viewport={"width": 1200, "height": 800})
+    try:
+        fresh.goto(url)
+        seen: set[tuple[str, ...]] = set()
+        deadline = time.monotonic() + 60
+        done = False
+        while not done and time.monotonic() < deadline:
+            done = bool(fresh.locator("[data-testid='stApp'][data-test-script-state='notRunning']").count()
+                        and fresh.locator("h1").count())
+            links = fresh.locator("[data-testid='stSidebar'] a").all_inner_texts()
+            seen.add(tuple(" ".join(text.split()[-1:]) for text in links))
+            fresh.wait_for_timeout(20)
+    finally:
+        fresh.close()
+        _stop_server(proc)
+    menu = ("Home", "Walkthrough", "Train", "Monitor", "Explore", "Evaluate", "Compare", "Playground")
+    assert seen - {(), menu} == set(), f"the sidebar showed other links on the first load: {seen}"
+    assert menu in seen
+
+
+def test_playground_trains_live_pauses_and_steps(server, page):
+    """The 2-D playground: Train makes the step count and the picture move while the page polls,
+    Pause holds it, Step adds exactly one step."""
+    _goto(page, server, "playground")
+    page.get_by_role("button", name="Train").click()
+    metric = page.locator("[data-testid='stMetric']").filter(has_text="Step").locator("[data-testid='stMetricValue']")
+
+    def step() -> int:
+        return int(metric.inner_text().replace(",", "") or 0)
+
+    picture = page.locator("[data-testid='stImage'] img").first
+    before = picture.get_attribute("src")
+    deadline = time.monotonic() + 90
+    while step() < 30 and time.monotonic() < deadline:
+        page.wait_for_timeout(300)
+    assert step() >= 30, "the playground did not train"
+    assert picture.get_attribute("src") != before, "the picture did not move while training"
+    page.get_by_role("button", name="Pause").click()
+    _settle(page)
+    page.wait_for_timeout(800)
+    held = step()
+    page.wait_for_timeout(1500)
+    assert step() == held, "the playground kept training after Pause"
+    page.get_by_role("button", name="Step").click()
+    _settle(page)
+    deadline = time.monotonic() + 30
+    while step() != held + 1 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert step() == held + 1
+    page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
