@@ -136,7 +136,9 @@ def test_two_processes_train_as_one_and_resume_bit_exactly(tmp_path, tiny_data):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["epoch"] == b["epoch"]
 
 
-@pytest.mark.parametrize("model", ["wgan", "wgan-gp"])
+# WGAN (clipping, RMSprop) on demand: WGAN-GP's run covers several critic steps and the penalty's
+# double backward under torchrun in the default suite.
+@pytest.mark.parametrize("model", [pytest.param("wgan", marks=pytest.mark.slow), "wgan-gp"])
 def test_critic_steps_and_gradient_penalty_train_as_one_process(tmp_path, mnist_dir, model):
     """5 critic steps per generator step (WGAN: clipping, RMSProp; WGAN-GP: the penalty's double
     backward, Adam), batch norm over both processes (sync_bn): every logged loss of the first 3
@@ -310,6 +312,7 @@ def test_several_processes_are_refused_where_they_cannot_run(tmp_path, tiny_data
             manager.start_run("vae", steps=5, runs_dir=tmp_path, processes=0)
 
 
+@pytest.mark.slow   # SSGAN under torchrun (~30 s); the weight check itself runs at every checkpoint
 def test_spectral_norm_vectors_stay_identical_on_every_rank(tmp_path, mnist_dir):
     """SSGAN (spectral norm in D): every checkpoint compares each rank's weights and spectral-norm
     vectors with rank 0's (check_ranks_agree) and would stop the run on a difference."""
