@@ -232,9 +232,14 @@ def manager() -> JobManager:
         import threading
 
         def warm() -> None:
-            try:   # plotly builds its validators on a process's first figure: about 1.5 s
+            try:   # a first page visit paid these once per process: plotly builds its validators on
+                # its first figure (~1.5 s), tables import pandas (~0.7 s), smoothing scipy.signal (~0.6 s)
+                import pandas  # noqa: F401
+                import scipy.signal  # noqa: F401
+
                 from gm import plots
-                plots.line_figure([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}], ("loss",)).to_json()
+                plots.line_figure([{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}], ("loss",),
+                                  smoothing=0.5).to_json()
             except Exception:
                 pass
             try:
