@@ -88,8 +88,13 @@ def run_blocks(run: RunFolder, lang: str) -> Built:
                for name, m in sorted(measured.items())]
     numbers_blocks = [b.metrics("evaluations", numbers)] if numbers else [b.note(t("report.no_evaluations"))]
     values = cfg.get("config", {})
-    settings = [b.table("settings", [{t("walkthrough.common.col_setting"): k,
-                                      t("walkthrough.common.col_value"): str(v)} for k, v in values.items()])]
+    setting, name, value = (t(f"walkthrough.common.col_{k}") for k in ("setting", "name", "value"))
+
+    def label(key: str) -> str:   # the setting in words ([field]), or its name for one the catalog lacks
+        text = t(f"field.{key}")
+        return key if text == f"field.{key}" else text
+    # In words beside the config name that `--set` and config.json use, as the walkthrough shows them.
+    settings = [b.table("settings", [{setting: label(k), name: k, value: str(v)} for k, v in values.items()])]
     state = run.read_state()
     head = [b.markdown(t("report.run_summary", model=cfg.get("model", "?"), dataset=cfg.get("dataset", "?"),
                          step=int(state.get("step") or 0), status=t("status." + str(state.get("status"))),

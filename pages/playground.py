@@ -16,6 +16,7 @@ t = ui.translator()
 SPEEDS = ["1", "5", "20", "100", "max"]       # steps per second
 RUN_LENGTH = 5000   # a Play runs at most this many steps, then pauses: a forgotten tab stops by itself
 REFRESH_SECONDS = 0.4
+IDLE_EXIT_SECONDS = 600   # a training thread paused this long ends (a visitor who left holds none)
 
 st.title(t("playground.title"))
 st.markdown(t("playground.intro"))
@@ -23,13 +24,15 @@ st.markdown(t("playground.intro"))
 
 def current() -> tuple[Playground, Runner]:
     """This session's playground and its training thread, built on first use."""
-    if "pg.runner" not in st.session_state:
+    runner = st.session_state.get("pg.runner")
+    if runner is None:
         config = PlaygroundConfig.for_loss(st.session_state.get("pg.loss", "ns"),
                                            distribution=st.session_state.get("pg.dist", "ring8"),
                                            seed=int(st.session_state.get("pg.seed", 0)))
-        playground = Playground(config)
-        st.session_state["pg.runner"] = Runner(playground, steps_per_second=None)
-    runner = st.session_state["pg.runner"]
+        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS)
+    elif not runner.alive:   # its thread ended after a long pause: a new one, same playground
+        runner = Runner(runner.playground, steps_per_second=runner.steps_per_second, idle_exit=IDLE_EXIT_SECONDS)
+    st.session_state["pg.runner"] = runner
     return runner.playground, runner
 
 
@@ -87,11 +90,14 @@ def playground_view() -> None:
     if b3.button(t("playground.reset"), icon=":material/restart_alt:", key="pg.reset"):
         runner.pause()
         playground.reset()
+        runner.error = None
         st.rerun(scope="fragment")
     shown = b4.pills(t("playground.layers"), ["surface", "real", "fake", "gradients"],
                      default=["surface", "real", "fake", "gradients"], selection_mode="multi", key="pg.layers",
                      format_func=lambda layer: t(f"playground.layer_{layer}"))
     layers = Layers(**{name: name in (shown or []) for name in ("surface", "real", "fake", "gradients")})
+    if runner.error is not None:   # a step failed (e.g. out of memory): the runner paused itself
+        st.error(t("playground.failed", error=str(runner.error)))
     live(layers, running=not runner.paused)
 
 

@@ -334,3 +334,24 @@ def test_ns_gan_collapses_on_the_ring_and_wgan_gp_covers_it():
     assert min(cured.mode_share) > 0.05, cured
     # The page's record of the run says the same.
     assert ns.snapshot().evals["modes_covered"][-1] == collapsed.modes_covered
+
+
+def test_a_runner_paused_too_long_ends_its_thread_and_a_new_one_continues_the_playground():
+    """A page whose visitor left must not keep a thread: paused past idle_exit, the thread ends;
+    the playground keeps its state for a new Runner."""
+    pg = Playground(PlaygroundConfig(seed=0, **TINY))
+    runner = Runner(pg, steps_per_second=None, idle_exit=0.3)
+    runner.step_once(2)
+    deadline = time.monotonic() + 10
+    while runner.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not runner.alive and pg.steps == 2
+    again = Runner(pg, idle_exit=None)
+    try:
+        again.resume()
+        deadline = time.monotonic() + 30
+        while pg.steps < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pg.steps >= 10
+    finally:
+        again.stop()

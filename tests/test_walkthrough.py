@@ -224,6 +224,8 @@ def test_run_export_and_its_command_line(tmp_path, runs_dir):
     _offline(html)
     assert str(runs_dir) not in html and str(session.run.path) not in html   # no server paths in a handout
     assert 'dir="rtl"' in html and "data-key=\"grid_step_10\"" in html
+    assert i18n.t("field.latent_dim", "fa") in html   # settings in words beside their config names
+    assert "Latent" in export.run_html(session.run, "en", interactive=False)
     bundle = zipfile.ZipFile(io.BytesIO(export.run_zip(session.run, "en")))
     assert {"report.html", "metrics.csv", "eval.json", "numbers.json"} <= set(bundle.namelist())
     assert any(n.startswith("figures/curves--curve_kl") for n in bundle.namelist())

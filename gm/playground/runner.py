@@ -22,12 +22,15 @@ class Runner:
     ``max_steps``: stop (pause) when the playground reaches this step; None runs until stopped.
     The runner starts paused; ``resume()`` starts training, ``pause()`` holds it, ``step_once(n)``
     runs n steps while paused (step mode), ``stop()`` ends the thread. A step that raises pauses
-    the runner and leaves the exception in ``error``.
+    the runner and leaves the exception in ``error``. ``idle_exit``: after this many seconds
+    paused the thread ends by itself (``alive`` turns False; the playground keeps its state), so
+    a page whose visitor left holds no thread; the page then starts a new Runner when needed.
     """
 
     def __init__(self, playground: Playground, steps_per_second: float | None = None,
-                 max_steps: int | None = None):
+                 max_steps: int | None = None, idle_exit: float | None = None):
         self.playground = playground
+        self.idle_exit = idle_exit            # seconds paused after which the thread ends (None: never)
         self.steps_per_second = steps_per_second
         self.max_steps = max_steps
         self._running = threading.Event()   # set: training; clear: paused
@@ -47,6 +50,7 @@ class Runner:
         return self._thread.is_alive()
 
     def resume(self) -> None:
+        self.error = None   # a new try
         self._running.set()
 
     def pause(self) -> None:
@@ -81,9 +85,13 @@ class Runner:
 
     def _loop(self) -> None:
         seconds_per_step = 0.005      # a first guess, refined by measurement
+        paused_since = time.monotonic()
         while not self._stopped.is_set():
             if not self._running.wait(timeout=0.1):
+                if self.idle_exit is not None and time.monotonic() - paused_since > self.idle_exit:
+                    self._stopped.set()
                 continue
+            paused_since = time.monotonic()
             with self._busy:
                 # Checked under the lock pause() waits on: a pause either finds this chunk running
                 # (and waits for it) or is seen here.
