@@ -14,6 +14,7 @@ ui.entered_through_app()
 t = ui.translator()
 
 SPEEDS = ["1", "5", "20", "100", "max"]       # steps per second
+RATES = [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2]   # the learning-rate sliders' stops
 RUN_LENGTH = 5000   # a Play runs at most this many steps, then pauses: a forgotten tab stops by itself
 REFRESH_SECONDS = 0.4
 IDLE_EXIT_SECONDS = 600   # a training thread paused this long ends (a visitor who left holds none)
@@ -34,6 +35,10 @@ def current() -> tuple[Playground, Runner]:
         runner = Runner(runner.playground, steps_per_second=runner.steps_per_second, idle_exit=IDLE_EXIT_SECONDS)
     st.session_state["pg.runner"] = runner
     return runner.playground, runner
+
+
+def nearest_rate(lr: float) -> float:
+    return min(RATES, key=lambda v: abs(v - lr))
 
 
 def rebuild() -> None:
@@ -61,12 +66,10 @@ def playground_view() -> None:
 
     config = playground.config
     l1, l2, l3, l4 = st.columns(4)
-    lr_g = l1.select_slider(t("playground.lr_g"), [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2],
-                            value=min([1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2],
-                                      key=lambda v: abs(v - config.lr_g)), key="pg.lr_g", format_func=str)
-    lr_d = l2.select_slider(t("playground.lr_d"), [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2],
-                            value=min([1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2],
-                                      key=lambda v: abs(v - config.lr_d)), key="pg.lr_d", format_func=str)
+    lr_g = l1.select_slider(t("playground.lr_g"), RATES, value=nearest_rate(config.lr_g), key="pg.lr_g",
+                            format_func=str)
+    lr_d = l2.select_slider(t("playground.lr_d"), RATES, value=nearest_rate(config.lr_d), key="pg.lr_d",
+                            format_func=str)
     d_steps = l3.select_slider(t("playground.d_steps"), [1, 2, 3, 5, 10], value=config.d_steps if config.d_steps in
                                (1, 2, 3, 5, 10) else 1, key="pg.d_steps")
     speed = l4.select_slider(t("playground.speed"), SPEEDS, value="max", key="pg.speed",

@@ -206,14 +206,20 @@ def test_train_form_counts_in_the_epochs_typed(app_runs):
     _ui.manager().wait(job.key, timeout=120)
 
 
+def _training_job(manager, runs, name: str):
+    """A tiny VAE job that trains until stopped, once it has taken 3 steps."""
+    job = manager.start_run("vae", tiny_config(), steps=100_000, device="cpu", runs_dir=runs, name=name)
+    deadline = time.monotonic() + 120
+    while manager.get(job.key).step < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return job
+
+
 def test_monitor_pauses_continues_and_stops_the_job_it_shows(app_runs):
     from pages import _ui
     manager = _ui.manager()
-    job = manager.start_run("vae", tiny_config(), steps=100_000, device="cpu", runs_dir=app_runs, name="watched")
+    job = _training_job(manager, app_runs, "watched")
     try:
-        _wait = time.monotonic() + 120
-        while manager.get(job.key).step < 3 and time.monotonic() < _wait:
-            time.sleep(0.1)
         at = open_page("pages/monitor.py", job.key)
         next(b for b in at.button if b.label == "Pause").click().run()
         assert manager.wait(job.key, ("paused",), timeout=60).status == "paused"
@@ -235,11 +241,8 @@ def test_monitor_shows_live_samples_and_steps_a_paused_job_one_step_at_a_time(ap
     needed), and Step on a paused job: one step, its chart point and its picture, still paused."""
     from pages import _ui
     manager = _ui.manager()
-    job = manager.start_run("vae", tiny_config(), steps=100_000, device="cpu", runs_dir=app_runs, name="live")
+    job = _training_job(manager, app_runs, "live")
     try:
-        deadline = time.monotonic() + 120
-        while manager.get(job.key).step < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
         at = open_page("pages/monitor.py", job.key)
         assert any(h.value == "Live samples" for h in at.subheader)
         deadline = time.monotonic() + 30

@@ -37,7 +37,7 @@ class ToyDistribution:
     extent: tuple[float, float, float, float]
     modes: tuple[tuple[float, float], ...] | None
     sampler: Sampler
-    support_sampler: Callable[[int], torch.Tensor]
+    support_sampler: Callable[[int], torch.Tensor] | None   # points on the curve; None for a mixture (its modes)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n samples, float32 [n, 2]; the same generator state gives the same samples."""
@@ -64,10 +64,6 @@ def _mixture_sampler(modes: tuple[tuple[float, float], ...], std: float) -> Samp
     return sample
 
 
-def _no_curve(n: int) -> torch.Tensor:
-    raise NotImplementedError("a mixture's support is its mode centres")
-
-
 # ---- mixtures of Gaussians ------------------------------------------------------------------
 RING8_MODES = tuple((2.0 * math.cos(2 * math.pi * i / 8), 2.0 * math.sin(2 * math.pi * i / 8))
                     for i in range(8))
@@ -79,14 +75,14 @@ ring8 = ToyDistribution(
           "Unrolled GAN (Metz et al. 2017) and VEEGAN (Srivastava et al. 2017), where a plain GAN "
           "collapses onto one mode or hops from mode to mode.",
     std=0.02, extent=(-3.0, 3.0, -3.0, 3.0), modes=RING8_MODES,
-    sampler=_mixture_sampler(RING8_MODES, 0.02), support_sampler=_no_curve)
+    sampler=_mixture_sampler(RING8_MODES, 0.02), support_sampler=None)
 
 grid25 = ToyDistribution(
     name="grid25", title="Grid of 25 Gaussians",
     about="25 Gaussians (std 0.05) on a 5 x 5 grid at -4, -2, 0, 2, 4: VEEGAN's (Srivastava et al. "
           "2017) harder mode-collapse test, where even the interior modes must each be found.",
     std=0.05, extent=(-6.0, 6.0, -6.0, 6.0), modes=GRID25_MODES,
-    sampler=_mixture_sampler(GRID25_MODES, 0.05), support_sampler=_no_curve)
+    sampler=_mixture_sampler(GRID25_MODES, 0.05), support_sampler=None)
 
 
 # ---- curves -----------------------------------------------------------------------------------
