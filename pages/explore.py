@@ -45,17 +45,11 @@ except Exception as exc:  # GMError: no checkpoint yet / damaged run
 st.caption(t("explore.caption", name=run.name, model=cfg.get("model")))
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def dataset(name: str, data_dir: str | None):
-    from gm.data import load_dataset
-    return load_dataset(name, data_dir)
-
-
 @st.fragment   # its pickers and number fields rerun this view only, not the page and sidebar
 def explore_vae() -> None:
     from gm import vae_views as vv
     with ui.user_errors():
-        data = dataset(cfg["dataset"], cfg.get("data_dir"))
+        data = ui.dataset(cfg["dataset"], cfg.get("data_dir"))
     kl_dims = next((r["kl_dims"] for r in reversed(run.read_metrics()) if isinstance(r.get("kl_dims"), list)),
                    None)
     d = model.latent_dim
@@ -133,10 +127,16 @@ def explore_gan() -> None:
     ui.show_image(gan_views.interpolation_grid(model, s0, s1, steps=10, label=label), scale=2)
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def domain_datasets(name: str, data_dir: str | None, split: str):
-    from gm.data import load_dataset
-    return load_dataset(name, data_dir, domains=split)
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _translations(path: str, checkpoint: str | None, source: str, targets: tuple[str, ...], picks: tuple[int, ...],
+                  *, _model, _pool, _split: str):
+    """Keyed by the run, its checkpoint and the choice; the model and the source pool (unhashed, the
+    leading underscore) follow from the run."""
+    from gm import translate_views as tv
+    chosen = torch.tensor(picks)
+    images = tv.as_unit(_pool.take(chosen), _pool.max_value)
+    shown = tv.translate(_model, images, source, list(targets))
+    return images, shown, tv.attach_truth(shown, _pool, chosen, _split, _pool.max_value)
 
 
 @st.fragment   # its pickers and number fields rerun this view only, not the page and sidebar
@@ -150,7 +150,7 @@ def explore_translation() -> None:
     # mask vector has two).
     split_of = {d: model.domain_split_of(d) for d in model.domains}
     data = {d: ds for sp in dict.fromkeys(split_of.values())
-            for d, ds in domain_datasets(cfg["dataset"], cfg.get("data_dir"), sp).items() if split_of.get(d) == sp}
+            for d, ds in ui.domain_datasets(cfg["dataset"], cfg.get("data_dir"), sp).items() if split_of.get(d) == sp}
     routes = {s: [d for d in ds if d in data] for s, ds in tv.targets_by_source(model).items() if s in data}
     routes = {s: ds for s, ds in routes.items() if ds}
     if not routes:
@@ -168,17 +168,11 @@ def explore_translation() -> None:
     index_key = f"exp.tidx.{run.name}.{source}"
 
     def translated(source: str, targets: list[str], picks: torch.Tensor):
-        """(images, their translations, whether the dataset knows the true counterparts), kept per
-        session for the last few choices: coming back to this page redraws without the networks."""
-        memo = st.session_state.setdefault("exp.translated", {})
-        key = (str(run.path), ui.checkpoint_name(run), source, tuple(targets), tuple(picks.tolist()))
-        if key not in memo:
-            images = tv.as_unit(pool.take(picks), pool.max_value)
-            shown = tv.translate(model, images, source, targets)
-            memo[key] = (images, shown, tv.attach_truth(shown, pool, picks, split_of[source], pool.max_value))
-            while len(memo) > 8:
-                memo.pop(next(iter(memo)))
-        return memo[key]
+        """(images, their translations, whether the dataset knows the true counterparts), shared by
+        every visitor for the last choices: coming back to this page, or a second visitor opening
+        the shipped run, redraws without the networks."""
+        return _translations(str(run.path), ui.checkpoint_name(run), source, tuple(targets), tuple(picks.tolist()),
+                             _model=model, _pool=pool, _split=split_of[source])
 
     def pick_random() -> None:
         st.session_state[index_key] = int(np.random.default_rng().integers(len(pool)))

@@ -1,7 +1,9 @@
 import streamlit as st
 
+from gm import i18n
 from gm.registry import MODELS
 from pages import _ui as ui
+from pages._cards import Card, gallery_html
 
 ui.entered_through_app()
 t = ui.translator()
@@ -66,19 +68,21 @@ def local_grids(runs: list) -> None:
 
 st.subheader(t("home.models_heading"))
 shipped = showcase()
-cols = st.columns(3)
-for i, spec in enumerate(MODELS.values()):
-    with cols[i % 3].container(border=True):
-        st.markdown(f"**{spec.name}** · {spec.dataset}")
-        st.caption(t(f"model.{spec.name}"))
-        run = shipped.get(spec.name)
-        grid = newest_grid(run) if run else None
-        if grid:
-            st.image(str(grid[1]), caption=t("home.grid_caption", who=t("app.pretrained"), step=grid[0]),
-                     width="stretch", output_format="PNG")
-            line = measured(run)
-            if line:
-                st.caption(line)
+
+
+def card(spec) -> Card:
+    run = shipped.get(spec.name)
+    grid = newest_grid(run) if run else None
+    try:
+        image = grid[1].read_bytes() if grid else None
+    except OSError:   # a grid removed under the page: the card keeps its text
+        image = None
+    return Card(spec.name, spec.dataset, t(f"model.{spec.name}"), image_png=image,
+                image_caption=t("home.grid_caption", who=t("app.pretrained"), step=grid[0]) if image else "",
+                figures=measured(run) if image else None)
+
+
+st.html(gallery_html([card(spec) for spec in MODELS.values()], rtl=i18n.is_rtl(ui.lang())))
 
 st.subheader(t("home.runs_heading"))
 if ui.demo_mode():

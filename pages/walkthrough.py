@@ -60,12 +60,6 @@ with st.expander(t("walkthrough.page.runs_heading")):
                          key=key, format_func=labels.get, where=cols[i % len(cols)])
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _dataset(name: str):
-    from gm.data import load_dataset
-    return load_dataset(name, None)
-
-
 def _signature(runs: dict) -> tuple:
     """What a step's content depends on: each run's newest checkpoint, metrics and evaluations."""
     sig = []
@@ -81,7 +75,7 @@ def _signature(runs: dict) -> tuple:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _blocks(step: str, lang: str, signature: tuple, _runs: dict) -> list:
-    ctx = wt.Context(lang, _runs, ui.inference_model, _dataset, cache=_coverage_cache())
+    ctx = wt.Context(lang, _runs, ui.inference_model, ui.dataset, cache=_coverage_cache())
     return wt.build(step, ctx)
 
 

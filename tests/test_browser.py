@@ -264,6 +264,36 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     page.screenshot(path=str(ARTIFACTS / "evaluate-translate.png"))
 
 
+@pytest.mark.parametrize("lang, width", [("en", 1400), ("fa", 1400), ("en", 420)])
+def test_home_gallery_draws_every_models_card_and_grid(server, page, lang, width):
+    """Home's gallery is one HTML block (pages/_cards.py): every registered model has a card, every
+    shipped grid decodes, no card runs out of the page at a desktop or a phone's width, and in
+    Persian the cards read right to left."""
+    from gm.registry import MODELS
+    tab = page.context.browser.new_page(viewport={"width": width, "height": 900})
+    try:
+        _goto(tab, server, f"?lang={lang}")
+        tab.wait_for_selector(".gm-card img")
+        tab.wait_for_function("[...document.querySelectorAll('.gm-card img')].every(i => i.complete)")
+        cards = tab.evaluate("""() => [...document.querySelectorAll('.gm-card')].map(c => {
+            const r = c.getBoundingClientRect(), img = c.querySelector('img');
+            return {model: c.dataset.model, left: r.left, right: r.right,
+                    decoded: img ? img.naturalWidth > 0 : null, drawn: img ? img.getBoundingClientRect().width : 0}; })""")
+        gallery = tab.evaluate("""() => { const g = document.querySelector('.gm-cards'), r = g.getBoundingClientRect();
+            return {left: r.left, right: r.right, direction: getComputedStyle(g).direction,
+                    page: document.documentElement.clientWidth}; }""")
+        tab.locator(".gm-cards").scroll_into_view_if_needed()
+        tab.screenshot(path=str(ARTIFACTS / f"home-gallery-{lang}-{width}.png"))
+    finally:
+        tab.close()
+    assert [c["model"] for c in cards] == list(MODELS)
+    assert all(c["decoded"] in (True, None) for c in cards), cards
+    assert sum(c["decoded"] is True for c in cards) >= 9   # the shipped runs' grids
+    assert all(gallery["left"] - 1 <= c["left"] and c["right"] <= gallery["right"] + 1 for c in cards), (gallery, cards)
+    assert gallery["right"] <= gallery["page"] and all(c["drawn"] > 100 for c in cards if c["decoded"])
+    assert gallery["direction"] == ("rtl" if lang == "fa" else "ltr")
+
+
 def test_first_load_of_a_fresh_server_never_lists_the_page_files(page, tmp_path):
     """Before the first st.navigation call of a server, Streamlit's own menu listed pages/ as files
     (_forms, _ui, compare, ...) for about a second; the app draws its own menu instead."""

@@ -503,7 +503,12 @@ def test_demo_evaluations_leave_the_pretrained_runs_untouched(demo_app, monkeypa
 
 
 def captions(at: AppTest) -> list[str]:
-    return [img.caption for el in at.get("image") for img in el.proto.imgs]
+    """Every image caption on the page: st.image's and those of Home's model gallery (one st.html)."""
+    import html
+    import re
+    gallery = [html.unescape(c) for el in at.get("html")
+               for c in re.findall(r"<figcaption>(.*?)</figcaption>", el.proto.body)]
+    return [img.caption for el in at.get("image") for img in el.proto.imgs] + gallery
 
 
 @pytest.mark.parametrize("demo_flag", ["0", "1"])

@@ -88,6 +88,24 @@ def test_explore_translates_a_dataset_image_and_shows_the_cycle_and_the_truth(ru
     assert not at.exception and not at.error
 
 
+def test_explore_shares_its_dataset_and_translations_with_the_next_visitor(run, monkeypatch):
+    """One dataset per server process (the job manager's, which the warm-up loads), and a view a
+    visitor has seen is not translated again for the next one: a first visit to Explore paid ~1 s."""
+    from gm.runs import jobs
+    loads, translations = [], []
+    load, translate = jobs.load_dataset, tv.translate
+    monkeypatch.setattr(jobs, "load_dataset", lambda *a, **k: loads.append(a) or load(*a, **k))
+    monkeypatch.setattr(tv, "translate", lambda *a, **k: translations.append(a) or translate(*a, **k))
+    first = open_page("pages/explore.py", run.path)
+    assert not first.error and len(loads) == 1 and translations
+    seen = len(translations)
+    second = open_page("pages/explore.py", run.path)
+    assert not second.error and len(loads) == 1 and len(translations) == seen
+    assert image_urls(second) and len(image_urls(second)) == len(image_urls(first))
+    second.slider(key="exp.tidx.toy.square").set_value(5).run()
+    assert len(translations) == seen + 1 and len(loads) == 1   # a new image: translated once
+
+
 def test_the_translate_view_helpers(trained):   # the module's fixture keeps the toy registered
     from gm.models.base import DataInfo
     spec = get_spec(toy_models.NAME)
