@@ -318,6 +318,42 @@ def test_a_short_run_gets_a_note_instead_of_the_trained_models_reading(tmp_path,
     assert expect in texts and not any("ten-steps" in text for text in texts)
 
 
+# The step, the roles it reads and the text that reads their curves as a trained model's.
+READINGS = {"controlvae": (("controlvae_kl8", "controlvae_kl14"), "walkthrough.controlvae.explain"),
+            "wgan": (("wgan", "wgan_gp"), "walkthrough.wgan.compare_explain"),
+            "ssgan": (("ssgan",), "walkthrough.ssgan.rotation_explain")}
+
+
+@pytest.mark.parametrize("step", list(READINGS))
+def test_steps_comparing_trained_runs_leave_their_reading_out_for_a_short_run(step, tmp_path, shipped):
+    """The shipped runs get the step's reading; the same runs cut to 10 steps (a student's first
+    try) get the short-run note instead, in both languages."""
+    import shutil
+
+    from gm.runs.folder import RunFolder
+    roles, reading = READINGS[step]
+    shown = wt.default_runs()
+    short = {}
+    for role in roles:
+        copy = tmp_path / role
+        shutil.copytree(shown[role].path, copy)
+        short[role] = RunFolder(copy)
+        short[role].write_state(step=10)
+    for lang in LANGS:
+        for runs, is_short in ((shown, False), ({**shown, **short}, True)):
+            ctx = wt.Context(lang, runs, lambda run: _trainer(str(run.path)),
+                             functools.cache(lambda name: load_dataset(name)), cache={})
+            texts = [blk.text for blk in wt.build(step, ctx) if blk.kind in ("markdown", "note")]
+            notes = [role for role in roles for text in texts if re.search(rf"\b{role}\b", text)
+                     and i18n.number(10, lang) in text
+                     and i18n.number(wt.steps.ROLES[role].steps, lang, ",") in text]
+            said = any(text.startswith(i18n.t(reading, lang).split("{")[0][:40]) for text in texts)
+            if is_short:
+                assert len(notes) == len(roles) and not said, (lang, texts)
+            else:
+                assert said and not notes, (lang, texts)
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_failures_step_shows_the_playgrounds_collapse_and_its_cure(lang):
     """On the ring of 8 Gaussians, the non-saturating GAN's collapse and WGAN-GP's cure, counted."""

@@ -129,6 +129,12 @@ def _short_run(ctx: Context, role: str, run: RunFolder) -> Block | None:
                         label=ctx.label(role)), "warning")
 
 
+def _short_runs(ctx: Context, roles: list[str]) -> list[Block]:
+    """The short-run notes of a step that shows several runs; its reading of them is left out when
+    any one is short (it compares trained models)."""
+    return [note for role in roles if (note := _short_run(ctx, role, ctx.run(role))) is not None]
+
+
 def _train(ctx: Context, role: str) -> Block:
     r = ROLES[role]
     sets = "".join(f" --set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in r.overrides)
@@ -302,7 +308,9 @@ def step_controlvae(ctx: Context) -> list[Block]:
                             reference="kl_target"))
         out.append(_overlay(ctx, "controlvae.recon", roles, "recon", ctx.t("walkthrough.controlvae.recon_title")))
         out.append(_overlay(ctx, "controlvae.beta", roles, "beta", ctx.t("walkthrough.controlvae.beta_title")))
-    if len(present) == 2:
+    shorts = _short_runs(ctx, present)
+    out += shorts
+    if len(present) == 2 and not shorts:
         c8, c14 = (facts.curves(ctx.run(r), ("kl", "recon", "beta")) for r in roles)
         if all({"kl", "recon", "beta"} <= set(c) for c in (c8, c14)):
             out.append(b.markdown(ctx.t(
@@ -388,7 +396,9 @@ def step_wgan(ctx: Context) -> list[Block]:
     for role in present:
         out += _stage_grids(ctx, f"{role}.grid", role)
     out += _fid(ctx, "wgan.fid", roles)
-    if present:
+    shorts = _short_runs(ctx, present)
+    out += shorts
+    if present and not shorts:
         out.append(b.markdown(ctx.t("walkthrough.wgan.compare_explain")))
         covered = {r: facts.evaluations(ctx.run(r)).get("classes_covered") for r in present}
         lines = [ctx.t("walkthrough.wgan.covered_line", label=ctx.label(r), covered=int(m.value), n=m.n or 0,
@@ -412,7 +422,10 @@ def step_ssgan(ctx: Context) -> list[Block]:
     out.append(_line(ctx, "ssgan.losses", run, ("d_loss", "g_loss"), ctx.t("walkthrough.ssgan.losses_title")))
     out.append(_line(ctx, "ssgan.rotation", run, ("rot_acc",), ctx.t("walkthrough.ssgan.rotation_title")))
     c = facts.curves(run, ("rot_acc", "d_rot", "g_rot"))
-    if "rot_acc" in c:
+    short = _short_run(ctx, "ssgan", run)
+    if short is not None:
+        out.append(short)
+    elif "rot_acc" in c:
         out.append(b.markdown(ctx.t("walkthrough.ssgan.rotation_explain", first=c["rot_acc"].first,
                                     last=c["rot_acc"].last, steps=c["rot_acc"].steps)))
     out += _stage_grids(ctx, "ssgan.grid", "ssgan")
