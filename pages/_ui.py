@@ -256,6 +256,18 @@ def _session_connected(session_id: str) -> bool:
     return Runtime.exists() and Runtime.instance().is_active_session(session_id)
 
 
+def this_session_connected() -> Callable[[], bool]:
+    """A check, callable from any thread, of whether the browser session running this script is
+    still connected; always True where there is no server (AppTest, bare mode)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return lambda: True
+    session_id = ctx.session_id
+    return lambda: _session_connected(session_id)
+
+
 @st.cache_resource(show_spinner=False)
 def policy() -> DemoPolicy:
     """Who owns which job and what a visitor may start (gm.demo): one per server process. Outside

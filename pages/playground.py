@@ -18,6 +18,7 @@ RATES = [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2]   # the learning-rate s
 RUN_LENGTH = 5000   # a Play runs at most this many steps, then pauses: a forgotten tab stops by itself
 REFRESH_SECONDS = 0.4
 IDLE_EXIT_SECONDS = 600   # a training thread paused this long ends (a visitor who left holds none)
+# A closed tab pauses its playground within a second (Runner's watch), then its thread ends after this.
 
 st.title(t("playground.title"))
 st.markdown(t("playground.intro"))
@@ -30,9 +31,11 @@ def current() -> tuple[Playground, Runner]:
         config = PlaygroundConfig.for_loss(st.session_state.get("pg.loss", "ns"),
                                            distribution=st.session_state.get("pg.dist", "ring8"),
                                            seed=int(st.session_state.get("pg.seed", 0)))
-        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS)
+        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS,
+                        watch=ui.this_session_connected())
     elif not runner.alive:   # its thread ended after a long pause: a new one, same playground
-        runner = Runner(runner.playground, steps_per_second=runner.steps_per_second, idle_exit=IDLE_EXIT_SECONDS)
+        runner = Runner(runner.playground, steps_per_second=runner.steps_per_second, idle_exit=IDLE_EXIT_SECONDS,
+                        watch=ui.this_session_connected())
     st.session_state["pg.runner"] = runner
     return runner.playground, runner
 

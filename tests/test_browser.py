@@ -349,3 +349,37 @@ def test_playground_trains_live_pauses_and_steps(server, page):
         page.wait_for_timeout(200)
     assert step() == held + 1
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_closed_playground_tab_stops_training(page, tmp_path):
+    """A visitor who closes the tab while the playground trains leaves no CPU busy on the server:
+    the runner sees the session gone and pauses within about a second."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads the server's CPU time from /proc")
+    proc, url = _start_server(tmp_path)
+    tab = page.context.browser.new_page(viewport={"width": 1200, "height": 900})
+    try:
+        _goto(tab, url, "playground")
+        tab.get_by_role("button", name="Train").click()
+        tab.get_by_role("button", name="Pause").wait_for()
+        tab.wait_for_timeout(1500)
+        start = _cpu_seconds(proc.pid)
+        tab.wait_for_timeout(2000)
+        training = _cpu_seconds(proc.pid) - start
+        tab.close()
+        time.sleep(3)     # the runner checks once a second; the server notices the closed socket
+        start = _cpu_seconds(proc.pid)
+        time.sleep(3)
+        left = _cpu_seconds(proc.pid) - start
+    finally:
+        if not tab.is_closed():
+            tab.close()
+        _stop_server(proc)
+    assert training > 0.8, f"the playground did not keep a core busy while shown ({training:.2f} s in 2 s)"
+    assert left < 0.5, f"the server kept training after the tab closed ({left:.2f} s of CPU in 3 s)"

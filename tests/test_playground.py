@@ -355,3 +355,28 @@ def test_a_runner_paused_too_long_ends_its_thread_and_a_new_one_continues_the_pl
         assert pg.steps >= 10
     finally:
         again.stop()
+
+
+def test_a_training_runner_pauses_once_nobody_watches():
+    """The page's runner asks whether its browser tab is still connected: a closed tab pauses it
+    within about a second, and the playground keeps its state."""
+    pg = Playground(PlaygroundConfig(seed=0, **TINY))
+    watching = {"yes": True}
+    runner = Runner(pg, steps_per_second=None, watch=lambda: watching["yes"])
+    try:
+        runner.resume()
+        deadline = time.monotonic() + 30
+        while pg.steps < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not runner.paused and pg.steps >= 20
+        watching["yes"] = False
+        deadline = time.monotonic() + 10
+        while not runner.paused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runner.paused
+        time.sleep(0.2)   # a chunk in flight ends
+        steps = pg.steps
+        time.sleep(0.5)
+        assert pg.steps == steps and runner.alive
+    finally:
+        runner.stop()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from gm.playground.session import Playground
 
 MAX_CHUNK_SECONDS = 0.05   # at full speed, step for about this long before letting a snapshot in
+WATCH_SECONDS = 1.0        # how often a training runner asks `watch` whether anyone still looks
 
 
 class Runner:
@@ -25,12 +27,17 @@ class Runner:
     the runner and leaves the exception in ``error``. ``idle_exit``: after this many seconds
     paused the thread ends by itself (``alive`` turns False; the playground keeps its state), so
     a page whose visitor left holds no thread; the page then starts a new Runner when needed.
+    ``watch``: asked about once a second while training (from the runner's thread); when it
+    returns False the runner pauses, e.g. the browser tab that drew it was closed, so nobody's
+    CPU trains a picture no one sees.
     """
 
     def __init__(self, playground: Playground, steps_per_second: float | None = None,
-                 max_steps: int | None = None, idle_exit: float | None = None):
+                 max_steps: int | None = None, idle_exit: float | None = None,
+                 watch: Callable[[], bool] | None = None):
         self.playground = playground
         self.idle_exit = idle_exit            # seconds paused after which the thread ends (None: never)
+        self.watch = watch
         self.steps_per_second = steps_per_second
         self.max_steps = max_steps
         self._running = threading.Event()   # set: training; clear: paused
@@ -78,6 +85,12 @@ class Runner:
             self._thread.join(timeout)
 
     # ---- the loop ----------------------------------------------------------------------------
+    def _watched(self) -> bool:
+        try:
+            return bool(self.watch())
+        except Exception:   # a check that fails says nothing about the viewer: keep training
+            return True
+
     def _remaining(self) -> int | None:
         if self.max_steps is None:
             return None
@@ -85,13 +98,18 @@ class Runner:
 
     def _loop(self) -> None:
         seconds_per_step = 0.005      # a first guess, refined by measurement
-        paused_since = time.monotonic()
+        paused_since = watched = time.monotonic()
         while not self._stopped.is_set():
             if not self._running.wait(timeout=0.1):
                 if self.idle_exit is not None and time.monotonic() - paused_since > self.idle_exit:
                     self._stopped.set()
                 continue
             paused_since = time.monotonic()
+            if self.watch is not None and paused_since - watched >= WATCH_SECONDS:
+                watched = paused_since
+                if not self._watched():
+                    self._running.clear()
+                    continue
             with self._busy:
                 # Checked under the lock pause() waits on: a pause either finds this chunk running
                 # (and waits for it) or is seen here.
