@@ -39,9 +39,6 @@ def live_preview(job) -> None:
     """The fixed-noise grid drawn from the training model every few seconds (GAN Lab's liveness):
     the saved grids below come only every sample_every steps."""
     st.subheader(t("monitor.live"))
-    if job.processes != 1:
-        st.caption(t("monitor.live_processes"))
-        return
     preview = ui.policy().preview(ui.owner(), job.key)
     if preview is None:
         st.caption(t("monitor.live_waiting"))
@@ -49,7 +46,7 @@ def live_preview(job) -> None:
     left, right = st.columns([3, 2])
     left.image(ui.to_png_bytes(preview.pixels, 2), width="stretch", output_format="PNG",
                caption=t("monitor.live_caption", step=preview.step))
-    right.caption(t("monitor.live_help"))
+    right.caption(t("monitor.live_help") if job.processes == 1 else t("monitor.live_help_processes", n=job.processes))
 
 
 @st.fragment(run_every=ui.POLL_SECONDS if ui.is_active(run) else None)

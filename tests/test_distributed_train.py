@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -284,6 +285,38 @@ def test_the_job_manager_trains_a_run_on_two_processes_and_controls_it(tmp_path,
         finished = manager.wait(again.key, timeout=120)
         assert finished.status == "finished", finished.error
         assert json.loads((Path(job.key) / "state.json").read_text())["step"] == done.step + 5
+
+
+def test_a_torchrun_job_shows_live_samples_through_its_run_folder(tmp_path, tiny_data, monkeypatch):
+    """Monitor's live samples for a job on two processes: asking makes rank 0 draw the fixed-noise
+    grid into the run folder every few seconds; nobody asking, nothing is drawn; the files go at
+    the end."""
+    from gm.runs.jobs import JobManager
+    from gm.runs.shared_preview import PREVIEW_FILE, REQUEST_FILE
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    with JobManager() as manager:
+        job = manager.start_run("vae", {"batch_size": 16, "log_every": 5, "sample_every": 1000}, steps=100000,
+                                runs_dir=tmp_path / "runs", name="live", device="cpu", data_dir=str(tiny_data),
+                                processes=2)
+        run = Path(job.key)
+        _wait_for(lambda: manager.get(job.key).step >= 5)
+        time.sleep(1.5)
+        assert not (run / PREVIEW_FILE).exists()       # nobody asked: nothing drawn
+        first = None
+
+        def drawn() -> bool:
+            nonlocal first
+            first = manager.preview(job.key)
+            return first is not None
+        _wait_for(drawn)
+        assert first.step >= 5 and first.pixels.dtype == np.uint8 and first.pixels.shape[0] > 28
+        _wait_for(lambda: manager.preview(job.key).step > first.step)   # redrawn while asked
+        manager.stop(job.key)
+        done = manager.wait(job.key, timeout=60)
+        assert done.status == "stopped"
+        assert manager.preview(job.key) is None
+        assert not (run / PREVIEW_FILE).exists() and not (run / REQUEST_FILE).exists()
 
 
 def test_a_torchrun_job_that_dies_before_it_says_why_reports_torchruns_reason(tmp_path):

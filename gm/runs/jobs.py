@@ -63,6 +63,7 @@ from gm.runs.loop import (
 )
 from gm.runs.reader import MetricsReader
 from gm.runs.session import global_batch_size, refuse_weights_only
+from gm.runs.shared_preview import PreviewReader
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
 FINAL_STATUSES = ("finished", "stopped", "failed", "diverged")
@@ -138,8 +139,9 @@ class _Job:
         self.listener = listener
         self.processes = processes       # > 1: trained by a torchrun subprocess (gm.runs.torchrun)
         self.control = Control() if processes == 1 else _RunFolderControl(plan.run)
-        # Drawn from the model in memory: a torchrun job's model lives in other processes.
-        self.preview = LivePreview() if processes == 1 else None
+        # Drawn from the model in memory; a torchrun job's model lives in other processes, whose
+        # rank 0 draws it into the run folder while asked (gm.runs.shared_preview).
+        self.preview = LivePreview() if processes == 1 else PreviewReader(plan.run)
         self.thread: threading.Thread | None = None
         self.session: Session | None = None
         self.status = "queued"
@@ -356,9 +358,10 @@ class JobManager:
             return self._info(job)
 
     def preview(self, key: str | os.PathLike) -> Preview | None:
-        """The latest fixed-noise grid drawn from the job's model in memory (None before the first,
-        for a job trained by torchrun, and once the job has ended: its samples/ then has the grids).
-        Asking keeps previews coming every few seconds; nobody asking costs the job nothing."""
+        """The latest fixed-noise grid drawn from the job's model in memory (None before the first
+        and once the job has ended: its samples/ then has the grids); a torchrun job's rank 0 draws
+        it into the run folder (gm.runs.shared_preview). Asking keeps previews coming every few
+        seconds; nobody asking costs the job nothing."""
         with self._lock:
             job = self._job(key)
             watch = job.preview if job.status in ("running", "paused") else None

@@ -38,6 +38,7 @@ from gm.runs.distributed import Group, RankFailed, exit_rank, join, leave
 from gm.runs.folder import RunFolder
 from gm.runs.loop import train
 from gm.runs.session import ResumePlan, Session, open_planned, plan_new, plan_resume
+from gm.runs.shared_preview import RunFolderPreview
 
 PROCESS_STARTED = time.time()   # requests in control.json older than this were for another session
 
@@ -102,7 +103,7 @@ def _restore_rank_state(session: Session, group: Group) -> None:
 def _callbacks(control: Control, on_progress: Callable[[Progress], None] | None,
                group: Group) -> list[Callback]:
     callbacks: list[Callback] = [SharedPauseStop(control, since=PROCESS_STARTED), MetricsLogger(), SampleGrids(),
-                                 Checkpointer()]
+                                 Checkpointer(), RunFolderPreview()]
     if on_progress is not None and group.is_main:
         callbacks.append(ProgressReporter(on_progress))
     return callbacks
