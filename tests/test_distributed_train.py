@@ -319,6 +319,24 @@ def test_a_torchrun_job_shows_live_samples_through_its_run_folder(tmp_path, tiny
         assert not (run / PREVIEW_FILE).exists() and not (run / REQUEST_FILE).exists()
 
 
+@pytest.mark.parametrize("damage", [b"", b"not a png", "no step field", "truncated"])
+def test_a_damaged_live_preview_file_shows_no_preview_instead_of_failing(tmp_path, damage):
+    import io
+
+    from PIL import Image
+
+    from gm.runs.shared_preview import PREVIEW_FILE, read_preview
+    path = tmp_path / PREVIEW_FILE
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="PNG")
+        data = buffer.getvalue()
+        path.write_bytes(data if damage == "no step field" else data[: len(data) // 2])
+    assert read_preview(RunFolder(tmp_path)) is None
+
+
 def test_a_torchrun_job_that_dies_before_it_says_why_reports_torchruns_reason(tmp_path):
     from gm.runs.jobs import _launcher_failure
     log = tmp_path / "torchrun.log"
