@@ -63,7 +63,7 @@ from gm.runs.loop import (
 )
 from gm.runs.reader import MetricsReader
 from gm.runs.session import global_batch_size, refuse_weights_only
-from gm.runs.shared_preview import PreviewReader
+from gm.runs.shared_preview import PreviewReader, clear_preview
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
 FINAL_STATUSES = ("finished", "stopped", "failed", "diverged")
@@ -364,8 +364,12 @@ class JobManager:
         seconds; nobody asking costs the job nothing."""
         with self._lock:
             job = self._job(key)
-            watch = job.preview if job.status in ("running", "paused") else None
-        return watch.want() if watch is not None else None
+            if job.status not in ("running", "paused"):
+                return None
+            if job.processes != 1:   # a file request and a small PNG read, ordered with the end's cleanup
+                return job.preview.want()
+            watch = job.preview
+        return watch.want()
 
     # ---- reading -----------------------------------------------------------------------------
     def dataset(self, name: str, data_dir: str | None = None) -> Any:
@@ -626,6 +630,7 @@ class JobManager:
         finally:
             plan.release()
             with self._lock:
+                clear_preview(run)   # under the lock preview() asks under: no request comes after it
                 job.status, job.error, job.requested, job.process = status, error, None, None
                 job.plan, job.eta_seconds = None, None
                 self._dispatch()

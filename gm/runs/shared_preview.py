@@ -55,6 +55,15 @@ def read_preview(run: RunFolder) -> Preview | None:
     return Preview(step, pixels, made)
 
 
+def clear_preview(run: RunFolder) -> None:
+    """Remove both files (the job ended: its samples/ has the grids)."""
+    for name in (PREVIEW_FILE, REQUEST_FILE):
+        try:
+            (run.path / name).unlink()
+        except OSError:
+            pass
+
+
 class PreviewReader:
     """JobManager's side for a torchrun job: the same ``want()`` as LivePreview."""
 
@@ -103,11 +112,7 @@ class RunFolderPreview(Callback):
 
     def on_end(self, loop: Loop, status: str) -> None:
         if loop.session.is_main:
-            for name in (PREVIEW_FILE, REQUEST_FILE):
-                try:
-                    (loop.session.run.path / name).unlink()
-                except OSError:
-                    pass
+            clear_preview(loop.session.run)
 
     def draw(self, session: Session) -> None:
         images, nrow = session.trainer.sample_grid()
