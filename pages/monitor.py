@@ -15,7 +15,8 @@ if run is None:
 
 with ui.user_errors():
     cfg = run.read_config()
-    processes = run.read_state().get("processes")
+    page_state = run.read_state()
+    processes = page_state.get("processes")
 where = f" · {t('monitor.processes', n=processes)}" if isinstance(processes, int) and processes > 1 else ""
 st.caption(f"{run.name} · {cfg.get('model')} · {cfg.get('dataset')}{where}")
 
@@ -63,6 +64,10 @@ def live() -> None:
     hist.update()
     records = hist.records
     state = run.read_state()
+    if state.get("status") != page_state.get("status"):
+        # The run started, paused or ended since the page was drawn: one full rerun redraws the
+        # sidebar's status and turns this fragment's polling on or off.
+        st.rerun()
     job = ui.find_job(run)
     step, total = state.get("step", 0), state.get("total_steps") or 0
     if job is not None:

@@ -19,6 +19,7 @@ limits = rules.limits
 
 # ---- live jobs: progress and controls (polls only while something is active) -------------------
 active_now = any(j.active for j in ui.jobs())
+statuses_now = {j.key: j.status for j in ui.jobs()}
 
 
 @st.fragment(run_every=ui.POLL_SECONDS if active_now else None)
@@ -44,8 +45,9 @@ def jobs_panel() -> None:
             st.progress(job.progress, text=t("train.progress", step=job.step, total=job.total_steps, ips=ips, eta=eta))
             if job.error:
                 st.error(job.error)
-    if active_now and not any(j.active for j in jobs):
-        st.rerun()  # last job ended: one full rerun turns polling off
+    if {j.key: j.status for j in jobs} != statuses_now:
+        st.rerun()  # a job started, paused or ended: one full rerun redraws the sidebar's status
+        # and turns this panel's polling on or off
 
 
 jobs_panel()

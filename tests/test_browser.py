@@ -173,6 +173,29 @@ def _tall(page, height: int = 5000) -> None:
     page.set_viewport_size({"width": 1400, "height": height})
 
 
+def test_monitor_redraws_the_sidebar_when_the_job_it_shows_ends(server, page):
+    """Monitor's charts poll in a fragment; the sidebar's run label (with its status) is drawn by
+    the page. When the job ends the page reruns once, so the label does not keep saying "running"."""
+    _goto(page, server, "train")
+    page.get_by_label("Run name (optional)", exact=True).and_(page.locator("input")).fill("short-job")
+    page.locator(".st-key-cfg-vae-width input").fill("0.25")
+    page.get_by_text("Batching, logging and checkpoints").click()
+    page.locator(".st-key-cfg-vae-batch_size input").fill("16")
+    page.locator(".st-key-train-length-steps input").fill("400")
+    page.get_by_role("button", name="Start training").click()
+    page.wait_for_selector("text=short-job")
+    _settle(page)
+    page.locator("[data-testid='stSidebar'] a", has_text="Monitor").click()
+    _settle(page)
+    picker = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input").first
+    assert picker.input_value() == "short-job · vae · running"
+    deadline = time.monotonic() + 300
+    while "running" in picker.input_value() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    assert picker.input_value() == "short-job · vae · finished"
+    assert page.get_by_text("finished · step 400/400").count() == 1
+
+
 def test_walkthrough_in_both_languages_and_its_offline_report(server, page, tmp_path):
     if not (REPO / "checkpoints" / "pretrained" / "controlvae-kl14" / "config.json").is_file():
         pytest.skip("the walkthrough screenshots need the shipped pretrained runs")
