@@ -504,10 +504,8 @@ def test_demo_evaluations_leave_the_pretrained_runs_untouched(demo_app, monkeypa
 
 def captions(at: AppTest) -> list[str]:
     """Every image caption on the page: st.image's and those of Home's model gallery (one st.html)."""
-    import html
-    import re
-    gallery = [html.unescape(c) for el in at.get("html")
-               for c in re.findall(r"<figcaption>(.*?)</figcaption>", el.proto.body)]
+    from tests.test_home_gallery import gallery_cards
+    gallery = [card["caption"] for card in gallery_cards(at) if card["caption"]]
     return [img.caption for el in at.get("image") for img in el.proto.imgs] + gallery
 
 

@@ -261,62 +261,66 @@ def test_a_killed_process_fails_the_run_cleanly_and_it_resumes_on_two_and_on_one
 
 
 # ---- the job manager (the app's Train form) starts torchrun jobs ------------------------------
-def test_the_job_manager_trains_a_run_on_two_processes_and_controls_it(tmp_path, tiny_data, monkeypatch):
+@pytest.fixture
+def torchrun_jobs(monkeypatch):
+    """A JobManager whose torchrun subprocesses find this checkout, and a way to start a long
+    two-process VAE job on it."""
     from gm.runs.jobs import JobManager
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     with JobManager() as manager:
-        job = manager.start_run("vae", {"batch_size": 16, "log_every": 5, "sample_every": 1000}, steps=100000,
-                                runs_dir=tmp_path / "runs", name="app", device="cpu", data_dir=str(tiny_data),
-                                processes=2)
-        assert job.device == "cpu x2"
-        _wait_for(lambda: manager.get(job.key).step >= 10)
-        manager.pause(job.key)
-        paused = manager.wait(job.key, ("paused",), timeout=60)
-        assert paused.status == "paused" and paused.requested is None
-        manager.unpause(job.key)
-        _wait_for(lambda: manager.get(job.key).step > paused.step)
-        live = manager.get(job.key)
-        assert live.status == "running" and live.images_per_sec and live.metrics.get("loss")
-        manager.stop(job.key)
-        done = manager.wait(job.key, timeout=60)
-        assert done.status == "stopped" and done.error is None
-        again = manager.resume_run(job.key, steps=5, processes=2)
-        finished = manager.wait(again.key, timeout=120)
-        assert finished.status == "finished", finished.error
-        assert json.loads((Path(job.key) / "state.json").read_text())["step"] == done.step + 5
+        def start(runs_dir: Path, name: str, data_dir: Path):
+            return manager.start_run("vae", {"batch_size": 16, "log_every": 5, "sample_every": 1000}, steps=100000,
+                                     runs_dir=runs_dir, name=name, device="cpu", data_dir=str(data_dir), processes=2)
+        yield manager, start
 
 
-def test_a_torchrun_job_shows_live_samples_through_its_run_folder(tmp_path, tiny_data, monkeypatch):
+def test_the_job_manager_trains_a_run_on_two_processes_and_controls_it(tmp_path, tiny_data, torchrun_jobs):
+    manager, start = torchrun_jobs
+    job = start(tmp_path / "runs", "app", tiny_data)
+    assert job.device == "cpu x2"
+    _wait_for(lambda: manager.get(job.key).step >= 10)
+    manager.pause(job.key)
+    paused = manager.wait(job.key, ("paused",), timeout=60)
+    assert paused.status == "paused" and paused.requested is None
+    manager.unpause(job.key)
+    _wait_for(lambda: manager.get(job.key).step > paused.step)
+    live = manager.get(job.key)
+    assert live.status == "running" and live.images_per_sec and live.metrics.get("loss")
+    manager.stop(job.key)
+    done = manager.wait(job.key, timeout=60)
+    assert done.status == "stopped" and done.error is None
+    again = manager.resume_run(job.key, steps=5, processes=2)
+    finished = manager.wait(again.key, timeout=120)
+    assert finished.status == "finished", finished.error
+    assert json.loads((Path(job.key) / "state.json").read_text())["step"] == done.step + 5
+
+
+def test_a_torchrun_job_shows_live_samples_through_its_run_folder(tmp_path, tiny_data, torchrun_jobs):
     """Monitor's live samples for a job on two processes: asking makes rank 0 draw the fixed-noise
     grid into the run folder every few seconds; nobody asking, nothing is drawn; the files go at
     the end."""
-    from gm.runs.jobs import JobManager
     from gm.runs.shared_preview import PREVIEW_FILE, REQUEST_FILE
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
-    with JobManager() as manager:
-        job = manager.start_run("vae", {"batch_size": 16, "log_every": 5, "sample_every": 1000}, steps=100000,
-                                runs_dir=tmp_path / "runs", name="live", device="cpu", data_dir=str(tiny_data),
-                                processes=2)
-        run = Path(job.key)
-        _wait_for(lambda: manager.get(job.key).step >= 5)
-        time.sleep(1.5)
-        assert not (run / PREVIEW_FILE).exists()       # nobody asked: nothing drawn
-        first = None
+    manager, start = torchrun_jobs
+    job = start(tmp_path / "runs", "live", tiny_data)
+    run = Path(job.key)
+    _wait_for(lambda: manager.get(job.key).step >= 5)
+    time.sleep(1.5)
+    assert not (run / PREVIEW_FILE).exists()       # nobody asked: nothing drawn
+    first = None
 
-        def drawn() -> bool:
-            nonlocal first
-            first = manager.preview(job.key)
-            return first is not None
-        _wait_for(drawn)
-        assert first.step >= 5 and first.pixels.dtype == np.uint8 and first.pixels.shape[0] > 28
-        _wait_for(lambda: manager.preview(job.key).step > first.step)   # redrawn while asked
-        manager.stop(job.key)
-        done = manager.wait(job.key, timeout=60)
-        assert done.status == "stopped"
-        assert manager.preview(job.key) is None
-        assert not (run / PREVIEW_FILE).exists() and not (run / REQUEST_FILE).exists()
+    def drawn() -> bool:
+        nonlocal first
+        first = manager.preview(job.key)
+        return first is not None
+    _wait_for(drawn)
+    assert first.step >= 5 and first.pixels.dtype == np.uint8 and first.pixels.shape[0] > 28
+    _wait_for(lambda: manager.preview(job.key).step > first.step)   # redrawn while asked
+    manager.stop(job.key)
+    done = manager.wait(job.key, timeout=60)
+    assert done.status == "stopped"
+    assert manager.preview(job.key) is None
+    assert not (run / PREVIEW_FILE).exists() and not (run / REQUEST_FILE).exists()
 
 
 @pytest.mark.parametrize("damage", [b"", b"not a png", "no step field", "truncated"])

@@ -14,6 +14,19 @@ from gm.registry import MODELS
 from pages._cards import Card, gallery_html
 
 
+def gallery_cards(at) -> list[dict]:
+    """Home's gallery as an AppTest sees it: per card its model, grid caption (None without a
+    grid) and text lines (description, then the measured figures)."""
+    cards = []
+    for el in at.get("html"):
+        for model, body in re.findall(r'<article class="gm-card" data-model="([^"]+)">(.*?)</article>', el.proto.body):
+            caption = re.search(r"<figcaption>(.*?)</figcaption>", body)
+            cards.append({"model": html.unescape(model),
+                          "caption": html.unescape(caption.group(1)) if caption else None,
+                          "notes": [html.unescape(n) for n in re.findall(r'<p class="gm-note">(.*?)</p>', body)]})
+    return cards
+
+
 def test_a_card_shows_its_text_escaped_and_its_grid_inline():
     png = b"\x89PNG\r\n\x1a\n not really a picture"
     page = gallery_html([Card("vae", "dsprites", "a <script>alert(1)</script> & more", image_png=png,

@@ -15,6 +15,7 @@ from gm.pretrained import ENTRIES
 from gm.registry import model_names
 from gm.runs.folder import RunFolder
 from tests.conftest import REPO
+from tests.test_home_gallery import gallery_cards
 
 SHIPPED = REPO / "checkpoints" / "pretrained"
 
@@ -66,15 +67,17 @@ def test_home_shows_every_pretrained_model_without_runs(tmp_path, monkeypatch):
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
-        captions = [c for el in at.get("image") for c in [img.caption for img in el.proto.imgs]]
+        cards = gallery_cards(at)   # Home's model gallery, one HTML block
+        captions = [c["caption"] for c in cards if c["caption"]]
         assert sum(c.startswith("pretrained, step") for c in captions) == len(present)
+        notes = [n for c in cards for n in c["notes"]]
         # The MNIST GANs' cards carry their held-out figures; failure examples are no model's card.
-        measured = [c.value for c in at.caption if c.value.startswith("Held-out digits:")]
+        measured = [n for n in notes if n.startswith("Held-out digits:")]
         assert len(measured) >= 5, measured
         # Translation cards carry their ground-truth figures (CycleGAN via its first pair's run).
-        truth = [c.value for c in at.caption if c.value.startswith("Against the true counterparts:")]
+        truth = [n for n in notes if n.startswith("Against the true counterparts:")]
         assert len(truth) == sum(m in present for m in ("cyclegan", "stargan")), truth
-        assert not any("failure" in c for c in captions)
+        assert not any("failure" in c for c in captions) and not any("failure" in c["model"] for c in cards)
         assert at.selectbox[0].format_func(at.selectbox[0].value).startswith("pretrained · ")
         assert any("No runs yet" in i.value for i in at.info)
     finally:
