@@ -4,6 +4,9 @@ The networks, losses and counts live in gm.playground; this page holds one Playg
 Runner (a training thread) per browser session and draws snapshots of it.
 """
 
+import time
+from collections.abc import Callable
+
 import streamlit as st
 
 from gm.playground import DISTRIBUTIONS, PLAYGROUND_LOSSES, Playground, PlaygroundConfig, Runner
@@ -18,24 +21,36 @@ RATES = [1e-5, 3e-5, 1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 1e-2]   # the learning-rate s
 RUN_LENGTH = 5000   # a Play runs at most this many steps, then pauses: a forgotten tab stops by itself
 REFRESH_SECONDS = 0.4
 IDLE_EXIT_SECONDS = 600   # a training thread paused this long ends (a visitor who left holds none)
-# A closed tab pauses its playground within a second (Runner's watch), then its thread ends after this.
+# A closed tab, or another page opened, pauses the playground within UNSEEN_SECONDS (Runner's watch);
+# its thread then ends after IDLE_EXIT_SECONDS.
+UNSEEN_SECONDS = 3.0   # several missed redraws (a background tab's timers may run once a second)
 
 st.title(t("playground.title"))
 st.markdown(t("playground.intro"))
 
 
+def watcher() -> Callable[[], bool]:
+    """Whether anybody still looks at this playground, for its training thread: the browser tab is
+    connected and this page drew the picture within the last few seconds (it does every
+    REFRESH_SECONDS while training), so closing the tab or opening another page pauses it."""
+    seen = st.session_state.setdefault("pg.seen", {"at": time.monotonic()})
+    seen["at"] = time.monotonic()
+    connected = ui.this_session_connected()
+    return lambda: connected() and time.monotonic() - seen["at"] < UNSEEN_SECONDS
+
+
 def current() -> tuple[Playground, Runner]:
     """This session's playground and its training thread, built on first use."""
     runner = st.session_state.get("pg.runner")
+    watch = watcher()   # also marks the page as seen now
     if runner is None:
         config = PlaygroundConfig.for_loss(st.session_state.get("pg.loss", "ns"),
                                            distribution=st.session_state.get("pg.dist", "ring8"),
                                            seed=int(st.session_state.get("pg.seed", 0)))
-        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS,
-                        watch=ui.this_session_connected())
+        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS, watch=watch)
     elif not runner.alive:   # its thread ended after a long pause: a new one, same playground
         runner = Runner(runner.playground, steps_per_second=runner.steps_per_second, idle_exit=IDLE_EXIT_SECONDS,
-                        watch=ui.this_session_connected())
+                        watch=watch)
     st.session_state["pg.runner"] = runner
     return runner.playground, runner
 

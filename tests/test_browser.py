@@ -380,29 +380,44 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_a_closed_playground_tab_stops_training(page, tmp_path):
-    """A visitor who closes the tab while the playground trains leaves no CPU busy on the server:
-    the runner sees the session gone and pauses within about a second."""
+def test_a_playground_nobody_looks_at_stops_training(page, tmp_path):
+    """A visitor who opens another page, or closes the tab, while the playground trains leaves no
+    CPU busy on the server: the runner sees its page gone and pauses within a few seconds; coming
+    back shows it paused where it stopped."""
     if not Path("/proc/self/stat").exists():
         pytest.skip("reads the server's CPU time from /proc")
     proc, url = _start_server(tmp_path)
     tab = page.context.browser.new_page(viewport={"width": 1200, "height": 900})
+
+    def cpu_over(seconds: float) -> float:
+        start = _cpu_seconds(proc.pid)
+        time.sleep(seconds)
+        return _cpu_seconds(proc.pid) - start
+
     try:
         _goto(tab, url, "playground")
         tab.get_by_role("button", name="Train").click()
         tab.get_by_role("button", name="Pause").wait_for()
         tab.wait_for_timeout(1500)
-        start = _cpu_seconds(proc.pid)
-        tab.wait_for_timeout(2000)
-        training = _cpu_seconds(proc.pid) - start
+        training = cpu_over(2)
+        tab.locator("[data-testid='stSidebar'] a", has_text="Home").click()   # another page, same tab
+        _settle(tab)
+        time.sleep(5)      # unseen for 3 s, then the runner's next check
+        elsewhere = cpu_over(3)
+        tab.locator("[data-testid='stSidebar'] a", has_text="Playground").click()
+        _settle(tab)
+        tab.get_by_role("button", name="Train").wait_for()   # paused, not reset
+        assert tab.get_by_role("button", name="Pause").count() == 0
+        tab.get_by_role("button", name="Train").click()
+        tab.get_by_role("button", name="Pause").wait_for()
+        tab.wait_for_timeout(1500)
         tab.close()
         time.sleep(3)     # the runner checks once a second; the server notices the closed socket
-        start = _cpu_seconds(proc.pid)
-        time.sleep(3)
-        left = _cpu_seconds(proc.pid) - start
+        closed = cpu_over(3)
     finally:
         if not tab.is_closed():
             tab.close()
         _stop_server(proc)
     assert training > 0.8, f"the playground did not keep a core busy while shown ({training:.2f} s in 2 s)"
-    assert left < 0.5, f"the server kept training after the tab closed ({left:.2f} s of CPU in 3 s)"
+    assert elsewhere < 0.5, f"the server kept training while another page was open ({elsewhere:.2f} s of CPU in 3 s)"
+    assert closed < 0.5, f"the server kept training after the tab closed ({closed:.2f} s of CPU in 3 s)"
