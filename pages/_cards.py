@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,20 @@ _CSS = """
 .gm-cards[dir="rtl"] { font-family: 'Vazirmatn', Tahoma, 'Noto Naskh Arabic', sans-serif; }
 .gm-cards[dir="rtl"] .gm-card h4 bdi { direction: ltr; }
 """
+
+
+def grid_png(path: Path) -> bytes | None:
+    """The PNG file's bytes to inline, or None when it cannot be read or is not a whole PNG (the
+    card then keeps its text: a damaged grid must not show as a broken picture)."""
+    try:
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG":
+                return None
+            image.verify()   # every chunk's checksum, without decoding the pixels
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    return data
 
 
 def card_html(card: Card) -> str:

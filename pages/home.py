@@ -3,7 +3,7 @@ import streamlit as st
 from gm import i18n
 from gm.registry import MODELS
 from pages import _ui as ui
-from pages._cards import Card, gallery_html
+from pages._cards import Card, gallery_html, grid_png
 
 ui.entered_through_app()
 t = ui.translator()
@@ -73,10 +73,7 @@ shipped = showcase()
 def card(spec) -> Card:
     run = shipped.get(spec.name)
     grid = newest_grid(run) if run else None
-    try:
-        image = grid[1].read_bytes() if grid else None
-    except OSError:   # a grid removed under the page: the card keeps its text
-        image = None
+    image = grid_png(grid[1]) if grid else None
     return Card(spec.name, spec.dataset, t(f"model.{spec.name}"), image_png=image,
                 image_caption=t("home.grid_caption", who=t("app.pretrained"), step=grid[0]) if image else "",
                 figures=measured(run) if image else None)

@@ -11,7 +11,7 @@ import pytest
 
 from gm import i18n
 from gm.registry import MODELS
-from pages._cards import Card, gallery_html
+from pages._cards import Card, gallery_html, grid_png
 
 
 def gallery_cards(at) -> list[dict]:
@@ -63,3 +63,22 @@ def test_model_descriptions_are_plain_text(lang):
         text = i18n.t(f"model.{name}", lang)
         assert not re.search(r"[*`$_]{1,2}\S", text.replace("kl_target", "")), (lang, name, text)
         assert html.unescape(html.escape(text)) == text
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "text", "truncated", "jpeg"])
+def test_a_damaged_grid_file_leaves_its_card_without_a_picture(tmp_path, damage):
+    from PIL import Image
+    path = tmp_path / "step-100.png"
+    good = tmp_path / "good.png"
+    Image.new("L", (32, 32), 128).save(good)
+    data = good.read_bytes()
+    if damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "text":
+        path.write_text("not a picture")
+    elif damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "jpeg":
+        Image.new("L", (32, 32), 128).save(path, format="JPEG")
+    assert grid_png(path) is None
+    assert grid_png(good) == data
