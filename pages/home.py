@@ -1,7 +1,7 @@
 import streamlit as st
 
 from gm import i18n
-from gm.registry import MODELS
+from gm.registry import MODELS, ModelSpec
 from pages import _ui as ui
 from pages._cards import Card, gallery_html, grid_png
 
@@ -70,7 +70,8 @@ st.subheader(t("home.models_heading"))
 shipped = showcase()
 
 
-def card(spec) -> Card:
+def card(spec: ModelSpec) -> Card:
+    """The model's card, with its shipped run's newest grid and measured figures when it ships one."""
     run = shipped.get(spec.name)
     grid = newest_grid(run) if run else None
     image = grid_png(grid[1]) if grid else None

@@ -287,7 +287,7 @@ def test_translation_run_in_explore_monitor_and_evaluate(server, page):
     page.screenshot(path=str(ARTIFACTS / "evaluate-translate.png"))
 
 
-@pytest.mark.parametrize("lang, width", [("en", 1400), ("fa", 1400), ("en", 420)])
+@pytest.mark.parametrize("lang, width", [pytest.param("en", 1400, marks=pytest.mark.slow), ("fa", 1400), ("en", 420)])
 def test_home_gallery_draws_every_models_card_and_grid(server, page, lang, width):
     """Home's gallery is one HTML block (pages/_cards.py): every registered model has a card, every
     shipped grid decodes, no card runs out of the page at a desktop or a phone's width, and in
@@ -394,30 +394,35 @@ def test_a_playground_nobody_looks_at_stops_training(page, tmp_path):
         time.sleep(seconds)
         return _cpu_seconds(proc.pid) - start
 
+    def quiet_within(seconds: float) -> float:
+        """CPU seconds of the server over 2 s, once a 1 s window was idle (or `seconds` passed)."""
+        deadline = time.monotonic() + seconds
+        while cpu_over(1.0) > 0.15 and time.monotonic() < deadline:
+            pass
+        return cpu_over(2.0)
+
     try:
         _goto(tab, url, "playground")
         tab.get_by_role("button", name="Train").click()
         tab.get_by_role("button", name="Pause").wait_for()
-        tab.wait_for_timeout(1500)
+        tab.wait_for_timeout(1000)
         training = cpu_over(2)
         tab.locator("[data-testid='stSidebar'] a", has_text="Home").click()   # another page, same tab
         _settle(tab)
-        time.sleep(5)      # unseen for 3 s, then the runner's next check
-        elsewhere = cpu_over(3)
+        elsewhere = quiet_within(10)   # unseen for 3 s, then the runner's next check
         tab.locator("[data-testid='stSidebar'] a", has_text="Playground").click()
         _settle(tab)
         tab.get_by_role("button", name="Train").wait_for()   # paused, not reset
         assert tab.get_by_role("button", name="Pause").count() == 0
         tab.get_by_role("button", name="Train").click()
         tab.get_by_role("button", name="Pause").wait_for()
-        tab.wait_for_timeout(1500)
+        tab.wait_for_timeout(1000)
         tab.close()
-        time.sleep(3)     # the runner checks once a second; the server notices the closed socket
-        closed = cpu_over(3)
+        closed = quiet_within(10)   # the runner checks once a second; the server notices the closed socket
     finally:
         if not tab.is_closed():
             tab.close()
         _stop_server(proc)
     assert training > 0.8, f"the playground did not keep a core busy while shown ({training:.2f} s in 2 s)"
-    assert elsewhere < 0.5, f"the server kept training while another page was open ({elsewhere:.2f} s of CPU in 3 s)"
-    assert closed < 0.5, f"the server kept training after the tab closed ({closed:.2f} s of CPU in 3 s)"
+    assert elsewhere < 0.4, f"the server kept training while another page was open ({elsewhere:.2f} s of CPU in 2 s)"
+    assert closed < 0.4, f"the server kept training after the tab closed ({closed:.2f} s of CPU in 2 s)"
