@@ -17,12 +17,19 @@ dict with "value" plus anything to report beside it.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -83,3 +90,31 @@ def compare(variants: list[Variant], repeats: int = 5, *, higher_is_better: bool
             result.extras[v.name].append(extra)
             log(f"repeat {r}  {v.name:<24} {extra['value']:.4g}  ({seconds:.2f} s)")
     return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(script: str, env: dict[str, str] | None = None, *options: str,
+          timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """`streamlit run <script>` from the repository on a free local port, once it reports healthy:
+    (the process, its URL). Extra `options` go to streamlit (e.g. "--runner.postScriptGC", "true")."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", *options],
+                            cwd=REPO, env=env if env is not None else dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit(f"{script} did not start within {timeout:.0f} s")

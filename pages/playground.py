@@ -31,26 +31,26 @@ st.markdown(t("playground.intro"))
 
 def watcher() -> Callable[[], bool]:
     """Whether anybody still looks at this playground, for its training thread: the browser tab is
-    connected and this page drew the picture within the last few seconds (it does every
-    REFRESH_SECONDS while training), so closing the tab or opening another page pauses it."""
-    seen = st.session_state.setdefault("pg.seen", {"at": time.monotonic()})
-    seen["at"] = time.monotonic()
+    connected and this page drew the picture within the last UNSEEN_SECONDS (it does every
+    REFRESH_SECONDS while training, through current()), so closing the tab or opening another page
+    pauses it."""
+    seen = st.session_state["pg.seen"]
     connected = ui.this_session_connected()
     return lambda: connected() and time.monotonic() - seen["at"] < UNSEEN_SECONDS
 
 
 def current() -> tuple[Playground, Runner]:
-    """This session's playground and its training thread, built on first use."""
+    """This session's playground and its training thread, built on first use; marks the page seen."""
+    st.session_state.setdefault("pg.seen", {})["at"] = time.monotonic()
     runner = st.session_state.get("pg.runner")
-    watch = watcher()   # also marks the page as seen now
     if runner is None:
         config = PlaygroundConfig.for_loss(st.session_state.get("pg.loss", "ns"),
                                            distribution=st.session_state.get("pg.dist", "ring8"),
                                            seed=int(st.session_state.get("pg.seed", 0)))
-        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS, watch=watch)
+        runner = Runner(Playground(config), steps_per_second=None, idle_exit=IDLE_EXIT_SECONDS, watch=watcher())
     elif not runner.alive:   # its thread ended after a long pause: a new one, same playground
         runner = Runner(runner.playground, steps_per_second=runner.steps_per_second, idle_exit=IDLE_EXIT_SECONDS,
-                        watch=watch)
+                        watch=watcher())
     st.session_state["pg.runner"] = runner
     return runner.playground, runner
 

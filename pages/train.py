@@ -18,8 +18,9 @@ rules, me = ui.policy(), ui.owner()
 limits = rules.limits
 
 # ---- live jobs: progress and controls (polls only while something is active) -------------------
-active_now = any(j.active for j in ui.jobs())
-statuses_now = {j.key: j.status for j in ui.jobs()}
+jobs_now = ui.jobs()
+active_now = any(j.active for j in jobs_now)
+statuses_now = {j.key: j.status for j in jobs_now}
 
 
 @st.fragment(run_every=ui.POLL_SECONDS if active_now else None)

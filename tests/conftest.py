@@ -71,3 +71,16 @@ def manager():
     m = JobManager()
     yield m
     assert m.shutdown(timeout=60)
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The app with an empty runs folder; its job manager is shut down and Streamlit's resource
+    cache cleared afterwards (both live for the whole process)."""
+    monkeypatch.setenv("GM_RUNS_DIR", str(tmp_path / "runs"))
+    yield
+    import streamlit as st
+
+    from pages import _ui
+    _ui.manager().shutdown(timeout=60)
+    st.cache_resource.clear()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from gm import i18n
@@ -77,15 +75,6 @@ def test_font_is_bundled_for_persian():
     assert css.count("@font-face") == 2 and "data:font/woff2;base64," in css
     assert i18n.font_face_css("en") == ""
     assert (i18n.FONTS / "OFL.txt").is_file()
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("GM_RUNS_DIR", str(tmp_path / "runs"))
-    yield
-    from pages import _ui
-    _ui.manager().shutdown(timeout=60)
-    st.cache_resource.clear()
 
 
 def test_language_switch_translates_the_whole_app(app):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import streamlit as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
@@ -190,15 +189,6 @@ def test_every_config_field_has_a_label_in_every_language():
     assert not untranslated, untranslated
     no_help = sorted(name for name, f in fields.items() if f"config.{name}" not in fa)
     assert not no_help, no_help
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("GM_RUNS_DIR", str(tmp_path / "runs"))
-    yield
-    from pages import _ui
-    _ui.manager().shutdown(timeout=60)
-    st.cache_resource.clear()
 
 
 @pytest.mark.parametrize("lang", ["fa", "en"])
